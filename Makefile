@@ -1,0 +1,31 @@
+# Portico: `make run` starts everything locally; `make test` runs the whole suite.
+.PHONY: run test test-unit test-integration test-e2e lint bench bootstrap portal-link
+
+VENV := .venv/bin
+
+run:
+	@ops/bootstrap.sh
+	@$(VENV)/portico run
+
+test:
+	@ops/bootstrap.sh --test
+	@$(VENV)/python -m pytest
+
+test-unit:
+	@$(VENV)/python -m pytest tests/unit
+
+test-integration:
+	@$(VENV)/python -m pytest tests/integration
+
+test-e2e:
+	@$(VENV)/python -m pytest tests/e2e
+
+lint:
+	@$(VENV)/ruff check .
+
+bench:
+	@ops/bootstrap.sh
+	@$(VENV)/python -m bench
+
+bootstrap:
+	@ops/bootstrap.sh --test

@@ -1,0 +1,45 @@
+"""Built-in strings in en/de/fr: gettext catalogs (``locale/<lang>.po``) read with Babel.
+
+The ``.po`` files are the source; they are parsed once at import (no compiled ``.mo`` to keep in
+step). Money and dates are formatted with Babel for the page's locale.
+"""
+from __future__ import annotations
+
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+
+from babel.dates import format_date as _format_date
+from babel.messages.pofile import read_po
+from babel.numbers import format_currency
+
+LOCALE_DIR = Path(__file__).parent / "locale"
+LANGUAGES = ("en", "de", "fr")
+
+
+@cache
+def catalog(language: str) -> dict[str, str]:
+    path = LOCALE_DIR / f"{language}.po"
+    if not path.exists():
+        return {}
+    with path.open("rb") as handle:
+        po = read_po(handle, locale=language)
+    return {m.id: m.string for m in po if m.id and m.string and not m.fuzzy}
+
+
+def translator(language: str):
+    messages = catalog(language if language in LANGUAGES else "en")
+
+    def gettext(text: str, **params) -> str:
+        translated = messages.get(text, text)
+        return translated.format(**params) if params else translated
+
+    return gettext
+
+
+def money(amount, currency: str, language: str) -> str:
+    return format_currency(Decimal(str(amount)), currency, locale=language)
+
+
+def date(value, language: str) -> str:
+    return _format_date(value, format="long", locale=language)

@@ -1,0 +1,221 @@
+"""nameko entrypoints that finish the unit of work before they answer.
+
+nameko calls an entrypoint's ``handle_result`` (which sends the RPC reply or acks the message)
+*before* worker teardown. These subclasses commit the worker's ``Database`` unit of work first,
+so a reply or an ack never goes out for a transaction that then fails.
+
+``event_handler`` adds what nameko leaves out (it acks a failed worker's message and forgets
+it): envelope validation, the inbox (a redelivered event is skipped), bounded retries, and a
+dead-letter queue that keeps the message with its error. Nothing is dropped silently.
+"""
+from __future__ import annotations
+
+import functools
+import logging
+import sys
+import traceback
+from functools import partial
+
+import eventlet
+from marshmallow import ValidationError
+from nameko.events import EventHandler as _NamekoEventHandler
+from nameko.exceptions import ContainerBeingKilled
+from nameko.extensions import SharedExtension
+from nameko.messaging import Consumer, QueueConsumer
+from nameko.rpc import Rpc as _NamekoRpc
+from nameko.timer import Timer as _NamekoTimer
+from nameko.web.handlers import HttpRequestHandler as _NamekoHttp
+
+from . import events, topology
+from .amqp import CONFIRMED, BrokerUnavailable, ConfirmingPublisher, Outgoing
+from .database import Database
+from .errors import PorticoError
+
+log = logging.getLogger(__name__)
+
+ATTEMPTS_HEADER = "x-portico-attempts"
+ERROR_HEADER = "x-portico-error"
+RETRY_DELAYS = (0.2, 1.0, 3.0, 5.0)
+
+
+def finish_unit_of_work(worker_ctx, result, exc_info):
+    """Commit every Database unit of this worker; a failed commit becomes the worker's error."""
+    if exc_info is not None:
+        return result, exc_info
+    try:
+        for provider in worker_ctx.container.dependencies:
+            if isinstance(provider, Database):
+                provider.commit_worker(worker_ctx)
+    except Exception:
+        log.exception("commit failed for %s", worker_ctx)
+        return None, sys.exc_info()
+    return result, exc_info
+
+
+class Rpc(_NamekoRpc):
+    def __init__(self, expected_exceptions=PorticoError, **kwargs):
+        super().__init__(expected_exceptions=expected_exceptions, **kwargs)
+
+    def handle_result(self, message, worker_ctx, result, exc_info):
+        result, exc_info = finish_unit_of_work(worker_ctx, result, exc_info)
+        return super().handle_result(message, worker_ctx, result, exc_info)
+
+
+class Timer(_NamekoTimer):
+    def handle_result(self, worker_ctx, result, exc_info):
+        result, exc_info = finish_unit_of_work(worker_ctx, result, exc_info)
+        return super().handle_result(worker_ctx, result, exc_info)
+
+
+class Http(_NamekoHttp):
+    def handle_result(self, event, worker_ctx, result, exc_info):
+        result, exc_info = finish_unit_of_work(worker_ctx, result, exc_info)
+        return super().handle_result(event, worker_ctx, result, exc_info)
+
+
+rpc = Rpc.decorator
+timer = Timer.decorator
+http = Http.decorator
+
+
+class DeadLetters(SharedExtension):
+    """One confirming publisher per container for retries and dead letters."""
+
+    def setup(self):
+        self.publisher = ConfirmingPublisher(self.container.config["AMQP_URI"])
+
+    def stop(self):
+        self.publisher.close()
+
+    def kill(self):
+        self.publisher.close()
+
+    def send(self, message, *, exchange: str, routing_key: str, headers: dict) -> bool:
+        outgoing = Outgoing(
+            exchange=exchange, routing_key=routing_key, body=_raw_body(message),
+            message_id=message.properties.get("message_id") or "",
+            headers={**(message.headers or {}), **headers},
+            content_type=message.content_type or "application/json",
+        )
+        try:
+            return self.publisher.publish(outgoing, declare=False) == CONFIRMED
+        except BrokerUnavailable:
+            return False
+
+
+def _raw_body(message) -> bytes:
+    body = message.body
+    return body if isinstance(body, bytes) else str(body).encode()
+
+
+class TolerantQueueConsumer(QueueConsumer):
+    """nameko's queue consumer, except that an undecodable message is dead-lettered instead of
+    killing the consumer thread."""
+
+    dead_letters = DeadLetters()
+
+    def get_consumers(self, consumer_cls, channel):
+        consumers = super().get_consumers(consumer_cls, channel)
+        for consumer in consumers:
+            consumer.on_decode_error = self._on_decode_error
+        return consumers
+
+    def _on_decode_error(self, message, exc):
+        queue = message.delivery_info.get("routing_key", "?")
+        dead_letter(self.dead_letters, self, message, f"undecodable message: {exc}", queue)
+
+
+def dead_letter(dead_letters, queue_consumer, message, error: str, queue: str, attempts=1):
+    headers = {
+        ERROR_HEADER: error[:4000],
+        ATTEMPTS_HEADER: attempts,
+        "x-portico-queue": queue,
+        "x-portico-exchange": message.delivery_info.get("exchange", ""),
+        "x-portico-routing-key": message.delivery_info.get("routing_key", ""),
+    }
+    if dead_letters.send(message, exchange=topology.DEAD_LETTER_EXCHANGE, routing_key=queue,
+                         headers=headers):
+        log.error("dead-lettered a message from %s: %s", queue, error[:500],
+                  extra={"queue": queue})
+        queue_consumer.ack_message(message)
+    else:  # could not park it safely: leave it with the broker for another try
+        queue_consumer.requeue_message(message)
+
+
+class EventHandler(_NamekoEventHandler):
+    """``@event_handler("OrderSubmitted")``: the method receives a loaded ``events.Event``.
+
+    The handler's service must have ``db = Database(...)``: the inbox row is written in the
+    same transaction as the handler's effect.
+    """
+
+    queue_consumer = TolerantQueueConsumer()
+    dead_letters = DeadLetters()
+
+    def __init__(self, event_type: str, *, max_attempts: int = 5, inbox: bool = True, **kwargs):
+        kind = events.event_type(event_type)
+        super().__init__(kind.source, kind.name, reliable_delivery=True, **kwargs)
+        self.max_attempts = max_attempts
+        self.inbox = inbox
+
+    @property
+    def consumer_name(self) -> str:
+        return f"{self.container.service_name}.{self.method_name}"
+
+    def setup(self):
+        self.queue = topology.consumer_queue(self.event_type, self.container.service_name,
+                                             self.method_name)
+        Consumer.setup(self)
+
+    def handle_message(self, body, message):
+        try:
+            event = events.load_envelope(body, self.event_type)
+        except ValidationError as exc:
+            dead_letter(self.dead_letters, self.queue_consumer, message,
+                        f"malformed event: {exc.messages}", self.queue.name)
+            return
+        context_data = self.unpack_message_headers(message)
+        try:
+            self.container.spawn_worker(self, (event,), {}, context_data=context_data,
+                                        handle_result=partial(self.handle_result, message))
+        except ContainerBeingKilled:
+            self.queue_consumer.requeue_message(message)
+
+    def handle_result(self, message, worker_ctx, result=None, exc_info=None):
+        result, exc_info = finish_unit_of_work(worker_ctx, result, exc_info)
+        if exc_info is None:
+            self.queue_consumer.ack_message(message)
+            return result, exc_info
+        attempts = int((message.headers or {}).get(ATTEMPTS_HEADER, 0)) + 1
+        error = "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()
+        if attempts >= self.max_attempts:
+            dead_letter(self.dead_letters, self.queue_consumer, message,
+                        f"failed {attempts} times: {error}", self.queue.name, attempts)
+        else:
+            eventlet.sleep(RETRY_DELAYS[min(attempts, len(RETRY_DELAYS)) - 1])
+            retried = self.dead_letters.send(
+                message, exchange="", routing_key=self.queue.name,
+                headers={ATTEMPTS_HEADER: attempts, ERROR_HEADER: error[:4000]})
+            if retried:
+                self.queue_consumer.ack_message(message)
+            else:
+                self.queue_consumer.requeue_message(message)
+        return result, exc_info
+
+
+def event_handler(event_type: str, **kwargs):
+    """Decorate ``handle_<event>(self, event)``; redelivered events are skipped (inbox)."""
+
+    def decorator(func):
+        @functools.wraps(func)
+        def with_inbox(self, event: events.Event):
+            entrypoint_name = f"{type(self).name}.{func.__name__}"
+            if kwargs.get("inbox", True) and not self.db.claim(entrypoint_name, event.event_id):
+                log.info("skipping redelivered %s %s", event.type, event.event_id,
+                         extra={"event_id": event.event_id, "event_type": event.type})
+                return None
+            return func(self, event)
+
+        return EventHandler.decorator(event_type, **kwargs)(with_inbox)
+
+    return decorator
