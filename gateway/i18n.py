@@ -1,4 +1,4 @@
-"""Built-in strings in en/de/fr: gettext catalogs (``locale/<lang>.po``) read with Babel.
+"""Built-in strings in en/de/fr: gettext catalogs (``locale/<lang>/<area>.po``) read with Babel.
 
 The ``.po`` files are the source; they are parsed once at import (no compiled ``.mo`` to keep in
 step). Money and dates are formatted with Babel for the page's locale.
@@ -19,12 +19,12 @@ LANGUAGES = ("en", "de", "fr")
 
 @cache
 def catalog(language: str) -> dict[str, str]:
-    path = LOCALE_DIR / f"{language}.po"
-    if not path.exists():
-        return {}
-    with path.open("rb") as handle:
-        po = read_po(handle, locale=language)
-    return {m.id: m.string for m in po if m.id and m.string and not m.fuzzy}
+    messages: dict[str, str] = {}
+    for path in sorted((LOCALE_DIR / language).glob("*.po")):  # one file per area
+        with path.open("rb") as handle:
+            po = read_po(handle, locale=language)
+        messages.update({m.id: m.string for m in po if m.id and m.string and not m.fuzzy})
+    return messages
 
 
 def translator(language: str):
