@@ -255,6 +255,12 @@ class Database(DependencyProvider):
         if unit is not None:
             unit.commit()
 
+    def worker_result(self, worker_ctx, result=None, exc_info=None):
+        # Our entrypoints already committed before replying; this covers plain nameko
+        # entrypoints and nameko's testing hooks, which bypass ``handle_result``.
+        if exc_info is None:
+            self.commit_worker(worker_ctx)
+
     def worker_teardown(self, worker_ctx):
         unit = self.units.pop(worker_ctx, None)
         if unit is not None:

@@ -84,6 +84,10 @@ class DeadLetters(SharedExtension):
     def setup(self):
         self.publisher = ConfirmingPublisher(self.container.config["AMQP_URI"])
 
+    def start(self):
+        # never depend on deploy-time declaration for the place failures go
+        topology.declare_dead_letters(self.container.config["AMQP_URI"])
+
     def stop(self):
         self.publisher.close()
 

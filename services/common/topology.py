@@ -62,6 +62,13 @@ def dead_letter_queue() -> kombu.Queue:
                        queue_arguments=queue_arguments())
 
 
+def declare_dead_letters(amqp_uri: str) -> None:
+    with kombu.Connection(amqp_uri, connect_timeout=5) as conn:
+        channel = conn.channel()
+        dead_letter_queue()(channel).declare()
+        channel.close()
+
+
 def declare_all(amqp_uri: str, subscriptions=None) -> list[str]:
     """Declare every exchange and queue; return the queue names. Safe to run repeatedly."""
     subscriptions = SUBSCRIPTIONS if subscriptions is None else subscriptions

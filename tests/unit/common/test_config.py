@@ -1,0 +1,38 @@
+"""Configuration: placeholders expand, and a missing setting stops the process in one line."""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from services.common import config
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def test_placeholders_take_the_environment_then_the_default():
+    text = "a: ${A:one}\nb: ${B:${C:two}/x}\nc: ${D}\n"
+    assert config.expand(text, {"A": "env"}) == "a: env\nb: two/x\nc: <unset>\n"
+    assert config.expand(text, {"C": "cee", "D": "dee"}) == "a: one\nb: cee/x\nc: dee\n"
+
+
+def test_validate_names_the_missing_setting():
+    with pytest.raises(config.ConfigError, match="SECRET_KEY is missing"):
+        config.validate({"AMQP_URI": "amqp://"}, ["AMQP_URI", "SECRET_KEY"])
+
+
+def test_validate_refuses_placeholder_secrets():
+    with pytest.raises(config.ConfigError, match="SECRET_KEY still holds a placeholder"):
+        config.validate({"SECRET_KEY": "change-me"}, ["SECRET_KEY"], ["SECRET_KEY"])
+
+
+def test_a_service_without_its_secret_stops_with_one_line():
+    env = {k: v for k, v in os.environ.items() if k != "PORTICO_SECRET_KEY"}
+    result = subprocess.run([sys.executable, "-m", "services.common.runner", "gateway"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[-1] == ("portico-gateway: config error: setting SECRET_KEY is missing "
+                         "(set it in the environment or config.yml)")
+    assert "Traceback" not in result.stderr
