@@ -24,8 +24,17 @@ lint:
 	@$(VENV)/ruff check .
 
 bench:
-	@ops/bootstrap.sh
-	@$(VENV)/python -m bench
+	@ops/bootstrap.sh --bench
+	@$(VENV)/python -m bench $(BENCH)
 
 bootstrap:
 	@ops/bootstrap.sh --test
+
+portal-link:
+	@$(VENV)/portico portal-link
+
+# N = 1, 2, 3 documents instances on one queue and one PostgreSQL database (docs/operations.md)
+.PHONY: scale-demo
+scale-demo:
+	@ops/bootstrap.sh --test
+	@$(VENV)/python -m bench.scale_documents $(SCALE)

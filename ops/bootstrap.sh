@@ -3,6 +3,7 @@
 #   - a virtualenv in .venv with the project installed (re-installed when pyproject.toml changes)
 #   - RabbitMQ answering on AMQP_URI with the management plugin (installed/started if needed)
 #   - with --test: PostgreSQL on 127.0.0.1:5432 and Debian's chromium for browser tests
+#   - with --bench: wrk, the load generator of the benchmarks
 # Installs with apt-get only when running as root; otherwise says in one line what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,6 +68,10 @@ if ! port_open 127.0.0.1 15672; then
   wait_port 127.0.0.1 15672 60 "RabbitMQ management"
 fi
 
+if [ "$MODE" = "--bench" ]; then
+  command -v wrk >/dev/null || apt_install wrk
+  exit 0
+fi
 [ "$MODE" = "--test" ] || exit 0
 
 # -- PostgreSQL (tests that need concurrency and numbering) ------------------------------------

@@ -19,6 +19,11 @@ class OpsRoutes:
     def healthz(self, request):
         return web.json_response({"status": "ok"})
 
+    @route("GET", "/healthz/rpc")
+    def healthz_rpc(self, request):
+        """Alive through the broker: one no-op RPC round trip (also the benchmarks' ceiling)."""
+        return web.json_response({"status": "ok", "rpc": self.tokens_rpc.ping()})
+
     @route("GET", "/readyz")
     def readyz(self, request):
         """Ready when every service answers its health RPC within 3 s (broker + databases)."""

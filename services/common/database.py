@@ -16,6 +16,8 @@ import json
 import logging
 import weakref
 
+import eventlet
+
 from nameko.extensions import DependencyProvider
 from sqlalchemy import (
     Column,
@@ -232,11 +234,17 @@ class Database(DependencyProvider):
 
     def start(self):
         if self.relay is not None:
-            self.container.spawn_managed_thread(self.relay.run, identifier="outbox-relay")
+            self._relay_thread = self.container.spawn_managed_thread(
+                self.relay.run, identifier="outbox-relay")
 
     def stop(self):
         if self.relay is not None:
             self.relay.stop()
+            thread = getattr(self, "_relay_thread", None)
+            if thread is not None:
+                # let an in-flight batch finish (and be marked sent) instead of killing it
+                with eventlet.Timeout(10, False):
+                    thread.wait()
 
     def kill(self):
         self.stop()
