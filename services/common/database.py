@@ -17,7 +17,6 @@ import logging
 import weakref
 
 import eventlet
-
 from nameko.extensions import DependencyProvider
 from sqlalchemy import (
     Column,
