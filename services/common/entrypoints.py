@@ -187,8 +187,11 @@ class EventHandler(_NamekoEventHandler):
 
     def handle_result(self, message, worker_ctx, result=None, exc_info=None):
         result, exc_info = finish_unit_of_work(worker_ctx, result, exc_info)
+        event = worker_ctx.args[0]
         if exc_info is None:
             self.queue_consumer.ack_message(message)
+            log.info("handled %s in %s", event.type, self.consumer_name,
+                     extra={"event_id": event.event_id, "event_type": event.type})
             return result, exc_info
         attempts = int((message.headers or {}).get(ATTEMPTS_HEADER, 0)) + 1
         error = "".join(traceback.format_exception_only(exc_info[0], exc_info[1])).strip()

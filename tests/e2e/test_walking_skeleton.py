@@ -1,6 +1,8 @@
 """A customer signs up on the hosted page; the contract and the welcome e-mail follow."""
 import email
+import json
 import sqlite3
+import uuid
 from email import policy
 from urllib.parse import parse_qs, urlparse
 
@@ -77,3 +79,42 @@ def test_another_merchants_contract_is_not_found(cluster, client, merchant):
 
     assert reply.status_code == 404
     assert reply.json()["error"]["code"] == "not_found"
+
+
+def test_a_request_id_follows_the_order_through_rpc_and_events(cluster, client, merchant):
+    request_id = f"e2e-{uuid.uuid4().hex}"
+    page = client.open_signup(merchant["slug"], merchant["plan_variant_id"])
+    token = page.text.split('name="csrf_token" value="')[1].split('"')[0]
+
+    response = client.post(f"/signup/{merchant['slug']}/{merchant['plan_variant_id']}",
+                           headers={"X-Request-Id": request_id},
+                           data={"csrf_token": token, "email": "cy@example.com",
+                                 "first_name": "Cy", "last_name": "Do", "country": "DE"})
+
+    assert response.status_code == 303
+    assert response.headers["X-Request-Id"] == request_id
+
+    def handled_with_the_id():
+        handled = set()
+        for name in ("portal", "notifications"):
+            for line in cluster.log(name).splitlines():
+                if request_id in line:
+                    entry = json.loads(line)
+                    if entry.get("correlation_id") == request_id and "event_type" in entry:
+                        handled.add((name, entry["event_type"]))
+        return {("portal", "OrderSubmitted"), ("notifications", "ContractCreated")} <= handled
+
+    wait_until(handled_with_the_id, timeout=15,
+               what="the request id on the handled OrderSubmitted and ContractCreated")
+
+
+def test_ops_endpoints_report_every_service_and_the_outbox(cluster, client):
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert set(ready.json()["services"]) == {"signup", "portal", "tokens", "notifications",
+                                             "documents"}
+
+    metrics = client.get("/metrics").text
+    assert 'portico_service_up{service="portal"} 1.0' in metrics
+    assert 'portico_outbox_pending{service="signup"}' in metrics
+    assert "portico_http_request_seconds_bucket" in metrics
