@@ -112,7 +112,8 @@ class Cluster:
         def ready():
             for name, process in self.processes.items():
                 if process.poll() is not None:
-                    raise AssertionError(f"{name} exited {process.returncode}:\n{self.log(name)}")
+                    raise AssertionError(
+                        f"{name} exited {process.returncode}:\n{self.log(name, 4000)}")
             try:
                 return requests.get(f"{self.base_url}/readyz", timeout=5).status_code == 200
             except requests.RequestException:
@@ -138,9 +139,11 @@ class Cluster:
     def __exit__(self, *exc) -> None:
         self.stop()
 
-    def log(self, name: str) -> str:
+    def log(self, name: str, tail: int | None = None) -> str:
+        """A process's log (JSON lines); ``tail`` keeps only the last characters."""
         path = self.var / "log" / f"{name}.log"
-        return path.read_text(errors="replace")[-4000:] if path.exists() else ""
+        text = path.read_text(errors="replace") if path.exists() else ""
+        return text[-tail:] if tail else text
 
     # -- talking to the services ----------------------------------------------------------------
     def rpc(self, timeout: float = 30):
