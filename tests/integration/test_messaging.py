@@ -99,7 +99,14 @@ def proxy():
 
 
 def test_events_survive_a_broker_outage_and_arrive_once_in_order(
-        rabbit_config, container_factory, tmp_path, consumer, proxy):
+        rabbit_config, container_factory, tmp_path, proxy):
+    # both services reach the broker through the proxy: both lose it and must reconnect
+    consumer_url = database(tmp_path, "consumer", consumer_metadata)
+    consumer = container_factory(Consumer, {
+        **rabbit_config, "AMQP_URI": proxy.uri(rabbit_config["AMQP_URI"]),
+        "DB_URL": consumer_url, "max_workers": 1})
+    consumer.start()
+    consumer.db_url = consumer_url
     url = database(tmp_path, "producer", producer_metadata)
     producer = container_factory(Producer, {
         **rabbit_config, "AMQP_URI": proxy.uri(rabbit_config["AMQP_URI"]), "DB_URL": url,
