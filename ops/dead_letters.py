@@ -13,6 +13,15 @@ from services.common.amqp import CONFIRMED, ConfirmingPublisher, Outgoing
 from services.common.entrypoints import ATTEMPTS_HEADER, ERROR_HEADER
 
 
+def origin_queue(headers: dict) -> str | None:
+    """Where a dead letter came from: our header, or the broker's ``x-death`` record (quorum
+    queues dead-letter a message themselves when it exceeds the delivery limit)."""
+    if headers.get("x-portico-queue"):
+        return headers["x-portico-queue"]
+    deaths = headers.get("x-death") or []
+    return deaths[0].get("queue") if deaths else None
+
+
 def peek(amqp_uri: str, limit: int = 100) -> list[dict]:
     entries = []
     with kombu.Connection(amqp_uri) as conn:
@@ -24,7 +33,7 @@ def peek(amqp_uri: str, limit: int = 100) -> list[dict]:
                 break
             messages.append(message)
             headers = message.headers or {}
-            entries.append({"queue": headers.get("x-portico-queue"),
+            entries.append({"queue": origin_queue(headers),
                             "error": headers.get(ERROR_HEADER),
                             "attempts": headers.get(ATTEMPTS_HEADER),
                             "message_id": message.properties.get("message_id")})
@@ -43,7 +52,7 @@ def replay(amqp_uri: str, limit: int = 100) -> int:
             if message is None:
                 break
             headers = dict(message.headers or {})
-            target = headers.get("x-portico-queue")
+            target = origin_queue(headers)
             if not target:
                 message.requeue()
                 continue
