@@ -5,8 +5,8 @@ for pages). Nothing is replaced.
 """
 import pytest
 
-from tests.support.cluster import Cluster
 from tests.support.client import PorticoClient
+from tests.support.cluster import Cluster
 
 
 @pytest.fixture(scope="module")

@@ -101,7 +101,8 @@ class Cluster:
 
     def stop_process(self, name: str, timeout: float = 15) -> int:
         process = self.processes.pop(name)
-        process.send_signal(signal.SIGTERM)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
         try:
             return process.wait(timeout)
         except subprocess.TimeoutExpired:
@@ -122,6 +123,11 @@ class Cluster:
         wait_until(ready, timeout, 0.2, "all services ready")
 
     def stop(self) -> None:
+        # signal everyone first: a service waiting on another that already stopped would
+        # otherwise sit out its RPC timeout
+        for process in self.processes.values():
+            if process.poll() is None:
+                process.send_signal(signal.SIGTERM)
         for name in list(self.processes):
             self.stop_process(name)
         try:
