@@ -6,16 +6,21 @@ and error code in ``HTTP_STATUS`` (one table, one parametrised test).
 """
 from __future__ import annotations
 
+import json
+
 from nameko.exceptions import deserialize_to_instance
 
 
 class PorticoError(Exception):
     code = "error"
 
-    def __init__(self, message: str = "", fields: dict | None = None):
-        super().__init__(message, fields or {})
+    def __init__(self, message: str = "", fields: dict | str | None = None):
+        if isinstance(fields, str):  # came back over RPC: nameko stringifies non-JSON-safe args
+            fields = json.loads(fields)
         self.message = message
         self.fields = fields or {}
+        # fields travel as JSON text so numbers stay numbers ({"max": 10080}, not "10080")
+        super().__init__(message, json.dumps(self.fields, default=str))
 
     def __str__(self):
         return self.message or self.code
@@ -53,6 +58,13 @@ class RateLimited(PorticoError):
     code = "rate_limited"
 
 
+@deserialize_to_instance
+class IdempotencyKeyReused(PorticoError):
+    """The same ``Idempotency-Key`` came back with a different request (HTTP 422)."""
+
+    code = "idempotency_key_reused"
+
+
 HTTP_STATUS: dict[type[PorticoError], int] = {
     InvalidInput: 400,
     Unauthorized: 401,
@@ -60,6 +72,7 @@ HTTP_STATUS: dict[type[PorticoError], int] = {
     Conflict: 409,
     Gone: 410,
     RateLimited: 429,
+    IdempotencyKeyReused: 422,
 }
 
 

@@ -19,9 +19,11 @@ def test_each_error_has_one_status(exc, status):
 
 
 def test_an_error_crosses_rpc_as_itself_with_its_fields():
-    original = errors.InvalidInput("the order has invalid fields",
-                                   {"email": [{"code": "invalid_email", "message": "Bad."}]})
+    original = errors.InvalidInput("the order has invalid fields", {
+        "email": [{"code": "invalid_email", "message": "Bad."}],
+        "validity_minutes": [{"code": "out_of_range", "params": {"min": 1, "max": 10080}}]})
     received = deserialize(serialize(original))
     assert type(received) is errors.InvalidInput
     assert received.fields == original.fields
+    assert received.fields["validity_minutes"][0]["params"]["max"] == 10080  # still a number
     assert received.message == "the order has invalid fields"
