@@ -3,16 +3,19 @@
 Each benchmark module in ``bench/`` has ``run(cluster, tmp)``; every figure is printed beside
 the in-run ceiling (``bench/harness.py``). Default: all of them.
 """
+from services.common import green  # noqa: F401  (first: eventlet monkey-patching)
+
+# isort: split
 import importlib
 import pkgutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
 from nameko.testing.rabbit import Client
 
-from services.common import green  # noqa: F401  (first: eventlet monkey-patching)
-from tests.support.cluster import Cluster
+from tests.support.cluster import Cluster, free_port
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 MANAGEMENT = "http://guest:guest@127.0.0.1:15672"
@@ -31,13 +34,25 @@ def main(argv: list[str]) -> int:
         print(f"bench: unknown benchmark(s) {sorted(unknown)}; have {available()}",
               file=sys.stderr)
         return 2
-    with tempfile.TemporaryDirectory(prefix="portico-bench-") as tmp:
-        with Cluster(Client(MANAGEMENT), AMQP, Path(tmp) / "var",
-                     env={"LOG_LEVEL": "WARNING"}) as cluster:
-            for name in names:
-                module = importlib.import_module(f"bench.{name}")
-                if hasattr(module, "run"):
-                    module.run(cluster, tmp)
+    smtp_port = free_port()
+    # a real SMTP server that accepts and drops every mail: e-mails are measured up to SMTP
+    sink = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l",
+                             f"127.0.0.1:{smtp_port}", "-c", "aiosmtpd.handlers.Sink"])
+    env = {"LOG_LEVEL": "WARNING", "MAIL_TRANSPORT": "smtp", "SMTP_HOST": "127.0.0.1",
+           "SMTP_PORT": str(smtp_port),
+           # the per-IP limits would be what is measured: one load generator, one IP
+           "SIGNUP_RATE_LIMIT": "1000000/1", "SIGNUP_PREVIEW_RATE_LIMIT": "1000000/1",
+           "TOKEN_FAILURE_LIMIT": "1000000/1"}
+    try:
+        with tempfile.TemporaryDirectory(prefix="portico-bench-") as tmp:
+            with Cluster(Client(MANAGEMENT), AMQP, Path(tmp) / "var", env=env) as cluster:
+                for name in names:
+                    module = importlib.import_module(f"bench.{name}")
+                    if hasattr(module, "run"):
+                        module.run(cluster, tmp)
+    finally:
+        sink.terminate()
+        sink.wait(10)
     return 0
 
 

@@ -5,11 +5,12 @@ Tiers are folders, and each tier's ``conftest.py`` says what is real there:
 and a real database), ``e2e`` (every service and the gateway as processes, over HTTP).
 Shared helpers live in ``tests/support/``.
 """
+from services.common import green  # noqa: F401  (first, before kombu/nameko/psycopg)
+
+# isort: split
 import os
 
 import pytest
-
-from services.common import green  # noqa: F401  (first, before kombu/nameko/psycopg)
 
 PG_URL = os.environ.get("PORTICO_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 

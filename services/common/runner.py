@@ -5,6 +5,9 @@ the broker with a deadline (``BROKER_WAIT_SECONDS``), declares the broker topolo
 the nameko container until SIGTERM/SIGINT, which stops it gracefully (in-flight workers finish,
 unacked messages go back to the broker).
 """
+from services.common import green  # noqa: F401  (must come first: eventlet monkey-patching)
+
+# isort: split
 import importlib
 import inspect
 import logging
@@ -18,10 +21,7 @@ import kombu
 from nameko.runners import ServiceRunner
 
 from services.common import config as configuration
-from services.common import (
-    green,  # noqa: F401  (must come first: eventlet monkey-patching)
-    topology,
-)
+from services.common import topology
 from services.common.telemetry import configure_logging
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -1,0 +1,63 @@
+"""Portal benchmarks (issue 4): token mint over the REST API, and the portal page with a live
+session; p99 of the mint at half its rate.
+
+Targets: each >= 0.60 of the ceiling; p99 <= 100 ms at half that load.
+"""
+from __future__ import annotations
+
+import json
+
+import requests
+
+from tests.support.cluster import wait_until
+
+from . import harness
+
+
+def run(cluster, tmp: str) -> None:
+    print("\n== portal ==", flush=True)
+    merchant = cluster.make_merchant()
+    key = merchant["secret_key"]
+    headers = {"Authorization": f"Bearer {key}"}
+    order = requests.post(cluster.base_url + "/api/v1/orders", headers=headers, timeout=10,
+                          json={"plan_variant_id": merchant["plan_variant_id"],
+                                "customer": {"email": "pb@example.com", "first_name": "Pia",
+                                             "last_name": "Berg", "country": "DE"}})
+    order.raise_for_status()
+    contract_id = order.json()["contract_id"]
+    wait_until(lambda: requests.get(f"{cluster.base_url}/api/v1/contracts/{contract_id}",
+                                    headers=headers, timeout=10).status_code == 200, 20,
+               what="the contract")
+    mint_path = f"/api/v1/contracts/{contract_id}/self-service-token"
+    minted = requests.post(cluster.base_url + mint_path, headers=headers, timeout=10,
+                           json={"validity_minutes": 120})
+    minted.raise_for_status()
+
+    browser = requests.Session()
+    opened = browser.get(minted.json()["url"], allow_redirects=False, timeout=10)
+    assert opened.status_code == 303, opened.status_code
+    cookie = "; ".join(f"{c.name}={c.value}" for c in browser.cookies)
+
+    ceiling = harness.ceiling(cluster.base_url)
+    harness.report("ceiling: HTTP + one no-op RPC", ceiling.rps, "req/s")
+    page = harness.wrk(cluster.base_url + "/portal", headers={"Cookie": cookie})
+    harness.report("portal page, live session", page.rps, "req/s", ceiling.rps,
+                   target=">= 0.60")
+    mint = harness.wrk(cluster.base_url + mint_path, method="POST",
+                       body=json.dumps({"validity_minutes": 60}),
+                       headers={**headers, "Content-Type": "application/json"})
+    harness.report("token mint (REST)", mint.rps, "req/s", ceiling.rps, target=">= 0.60")
+    for name, result in (("portal page", page), ("token mint", mint)):
+        if result.errors:
+            print(f"  {name}: {result.errors} responses were not 2xx/3xx", flush=True)
+
+    session = requests.Session()
+
+    def mint_one():
+        reply = session.post(cluster.base_url + mint_path, headers=headers, timeout=10,
+                             json={"validity_minutes": 60})
+        return reply.status_code == 201
+
+    half = harness.paced(mint_one, rate=max(mint.rps / 2, 1), duration=10)
+    harness.report(f"token mint p99 at {half.rps:.0f} req/s", half.p99_ms, "ms",
+                   target="<= 100 ms")
