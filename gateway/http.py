@@ -26,6 +26,7 @@ class GatewayHttp(Http):
     def handle_request(self, request):
         started = time.perf_counter()
         cid = web.request_id_from(request.headers.get("X-Request-Id")) or new_correlation_id()
+        web.no_delay(request)  # every response, not only the large pages
         request.shallow = False
         try:
             args, kwargs = self.get_entrypoint_parameters(request)

@@ -10,6 +10,7 @@ import hmac
 import json
 import re
 import secrets
+import socket
 import time
 from pathlib import Path
 
@@ -71,6 +72,121 @@ def html(template: str, status: int = 200, *, frame_ancestors: str = "'self'",
     body = jinja.get_template(template).render(nonce=nonce, **context)
     response = Response(body, status=status, mimetype="text/html")
     return security_headers(response, nonce=nonce, frame_ancestors=frame_ancestors)
+
+
+# -- merchant styling and embedding ----------------------------------------------------------------
+# Merchant-chosen values reach CSS and HTML attributes only through these checks, so a stored
+# value can never close a rule, open a tag or smuggle a javascript: URL (defence in depth: the
+# signup service validates them on save too).
+
+_COLOUR = re.compile(r"#[0-9A-Fa-f]{6}")
+_ORIGIN = re.compile(r"https://[a-z0-9](?:[a-z0-9.-]{0,251}[a-z0-9])?(?::[0-9]{1,5})?")
+_HTTP_URL = re.compile(r"https?://[A-Za-z0-9.-]+(?::[0-9]{1,5})?(?:/[^\s\"'<>\\]*)?")
+
+
+def colour(styling, key: str, default: str) -> str:
+    """``styling[key]`` when it is ``#RRGGBB``, else ``default`` (Jinja filter ``colour``)."""
+    value = styling.get(key) if isinstance(styling, dict) else None
+    return value if isinstance(value, str) and _COLOUR.fullmatch(value) else default
+
+
+def pixels(styling, key: str, default: int, low: int = 0, high: int = 24) -> int:
+    """An integer pixel size from ``styling`` within ``[low, high]`` (Jinja filter ``pixels``)."""
+    value = styling.get(key) if isinstance(styling, dict) else None
+    if isinstance(value, bool) or not isinstance(value, int):
+        return default
+    return min(max(value, low), high)
+
+
+def safe_url(value) -> str | None:
+    """An absolute http(s) URL or a same-site path, else None (Jinja filter ``safe_url``)."""
+    if not isinstance(value, str) or len(value) > 2000:
+        return None
+    if value.startswith("/") and not value.startswith("//") and _HTTP_URL.fullmatch(
+            "http://x" + value):
+        return value
+    return value if _HTTP_URL.fullmatch(value) else None
+
+
+def frame_ancestors(settings) -> str:
+    """The CSP ``frame-ancestors`` value for a merchant's pages: its
+    ``embedding.frame_ancestors`` ('self' and https origins; anything else is dropped), or
+    ``'self'`` when it allows none."""
+    embedding = (settings or {}).get("embedding") if isinstance(settings, dict) else None
+    origins = (embedding or {}).get("frame_ancestors") if isinstance(embedding, dict) else None
+    allowed = []
+    for origin in origins if isinstance(origins, list) else []:
+        if origin == "'self'" or (isinstance(origin, str) and _ORIGIN.fullmatch(origin)):
+            if origin not in allowed:
+                allowed.append(origin)
+    return " ".join(allowed) or "'self'"
+
+
+jinja.filters["colour"] = colour
+jinja.filters["pixels"] = pixels
+jinja.filters["safe_url"] = safe_url
+
+
+# -- rate limits --------------------------------------------------------------------------------
+
+class RateLimiter:
+    """A token bucket per key (client IP), in memory and per gateway process.
+
+    ``RateLimiter.parse("20/60")`` allows bursts of 20 and refills 20 per 60 s. With N gateway
+    replicas a client gets up to N times the limit; put a shared limiter in front (ingress) when
+    that matters. At most ``max_keys`` buckets are kept (the oldest are dropped first).
+    """
+
+    def __init__(self, capacity: int, per_seconds: float, *, max_keys: int = 50_000,
+                 clock=time.monotonic):
+        self.capacity, self.rate = capacity, capacity / per_seconds
+        self.max_keys, self.clock = max_keys, clock
+        self._buckets: dict[str, tuple[float, float]] = {}
+
+    @classmethod
+    def parse(cls, spec: str, **kwargs) -> RateLimiter | None:
+        """``"20/60"`` → a limiter; ``"0"`` or ``"off"`` → None (no limit)."""
+        text = str(spec).strip().lower()
+        if text in ("", "0", "off", "none"):
+            return None
+        count, _, seconds = text.partition("/")
+        return cls(int(count), float(seconds or 60), **kwargs)
+
+    def allow(self, key: str) -> tuple[bool, int]:
+        """``(allowed, retry_after_seconds)``; takes one token when allowed."""
+        now = self.clock()
+        tokens, last = self._buckets.pop(key, (float(self.capacity), now))
+        tokens = min(self.capacity, tokens + (now - last) * self.rate)
+        allowed = tokens >= 1
+        if allowed:
+            tokens -= 1
+        self._buckets[key] = (tokens, now)  # re-inserted: dict order = least recently used
+        while len(self._buckets) > self.max_keys:
+            self._buckets.pop(next(iter(self._buckets)))
+        retry = 0 if allowed else max(1, int((1 - tokens) / self.rate + 0.999))
+        return allowed, retry
+
+
+def client_ip(request, trusted_proxies: int = 0) -> str:
+    """The client's address: the peer, or with ``trusted_proxies`` = N the N-th address from
+    the right of ``X-Forwarded-For`` (what the last of N trusted proxies saw)."""
+    if trusted_proxies > 0:
+        chain = [p.strip() for p in request.headers.get("X-Forwarded-For", "").split(",")
+                 if p.strip()]
+        if len(chain) >= trusted_proxies:
+            return chain[-trusted_proxies][:64]
+    return request.remote_addr or "unknown"
+
+
+def no_delay(request) -> None:
+    """Send this connection's writes at once (TCP_NODELAY). eventlet's WSGI server writes a
+    response larger than its 16 KB buffer in two sends; with Nagle's algorithm the second waits
+    for the client's delayed ACK, adding ~40 ms to every large page."""
+    sock = getattr(request.environ.get("eventlet.input"), "_sock", None)
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (AttributeError, OSError):  # not a TCP socket (tests), or already closed
+        pass
 
 
 def json_response(data, status: int = 200, headers=None) -> Response:

@@ -126,7 +126,7 @@ Portico is running.
   Try the API:      curl -s -H "Authorization: Bearer {demo['secret_key']}" \\
                          {base_url}/api/v1/plan-variants/{demo['plan_variant_id']}
   Health:           {base_url}/readyz   Metrics: {base_url}/metrics
-  Mail (files):     {var}/mail/   Logs: {var}/log/
+  Sent e-mails:     {base_url}/dev/mail   (files in {var}/mail/)   Logs: {var}/log/
 
 Press Ctrl-C to stop.
 """, flush=True)

@@ -215,6 +215,22 @@ class ReminderIssued(DocumentIssued):
     fee = Amount(required=True)
 
 
+class PaymentReceived(Payload):
+    """A payment registered against an invoice (documents service); ``outstanding`` is what is
+    still open on that invoice afterwards (reminder fees included, credit notes deducted)."""
+
+    payment_id = fields.String(required=True)
+    invoice_id = fields.String(required=True)
+    invoice_number = fields.String(required=True)
+    contract_id = fields.String(required=True)
+    customer_id = fields.String(required=True)
+    amount = Amount(required=True)
+    currency = fields.String(required=True)
+    paid_on = fields.Date(required=True)
+    outstanding = Amount(required=True)
+    reference = fields.String(allow_none=True)
+
+
 class EmailSent(Payload):
     message_id = fields.String(required=True)
     kind = fields.String(required=True)
@@ -260,6 +276,7 @@ CATALOGUE: dict[str, EventType] = {
         EventType("InvoiceIssued", "documents", DocumentIssued),
         EventType("CreditNoteIssued", "documents", CreditNoteIssued),
         EventType("ReminderIssued", "documents", ReminderIssued),
+        EventType("PaymentReceived", "documents", PaymentReceived),
         EventType("EmailSent", "notifications", EmailSent),
         EventType("WebhookDeliveryFailed", "notifications", WebhookDeliveryFailed),
     ]
@@ -300,9 +317,10 @@ class Event:
 
     def body(self) -> dict:
         """The envelope as JSON-ready values (the payload dumped through its schema)."""
-        return _Envelope().dump({
-            **dataclasses.asdict(self),
-            "payload": self.kind.schema().dump(self.payload),
+        return _ENVELOPE.dump({
+            # not dataclasses.asdict: it deep-copies the payload only to dump it
+            **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
+            "payload": payload_schema(self.type).dump(self.payload),
         })
 
 
@@ -320,6 +338,19 @@ class _Envelope(Schema):
     payload = fields.Dict(required=True)
 
 
+_ENVELOPE = _Envelope()
+_PAYLOAD_SCHEMAS: dict[str, Payload] = {}
+
+
+def payload_schema(type_name: str) -> Payload:
+    """One schema instance per type (they hold no state between calls; building one costs
+    about as much as using it)."""
+    schema = _PAYLOAD_SCHEMAS.get(type_name)
+    if schema is None:
+        schema = _PAYLOAD_SCHEMAS[type_name] = event_type(type_name).schema()
+    return schema
+
+
 def new_event(type_name: str, *, merchant_id: str, aggregate_id: str, payload: dict,
               occurred_at: dt.datetime | None = None) -> Event:
     """Build an event, checking the payload against its schema now rather than at the consumer.
@@ -329,7 +360,7 @@ def new_event(type_name: str, *, merchant_id: str, aggregate_id: str, payload: d
     'ContractEnded'
     """
     kind = event_type(type_name)
-    schema = kind.schema()
+    schema = payload_schema(type_name)
     loaded = schema.load(schema.dump(payload))  # raises ValidationError naming the bad field
     extra = {"occurred_at": occurred_at} if occurred_at else {}
     return Event(type=type_name, merchant_id=str(merchant_id), aggregate_id=str(aggregate_id),
@@ -340,11 +371,11 @@ def load_envelope(body: Any, expected_type: str | None = None) -> Event:
     """Parse and validate a received message body; raise ``ValidationError`` if malformed."""
     if not isinstance(body, dict):
         raise ValidationError({"_schema": ["the message body is not a JSON object"]})
-    envelope = _Envelope().load(body)
+    envelope = _ENVELOPE.load(body)
     if expected_type and envelope["type"] != expected_type:
         raise ValidationError({"type": [f"expected {expected_type}, got {envelope['type']}"]})
     kind = event_type(envelope["type"])
-    payload = kind.schema().load(envelope["payload"])
+    payload = payload_schema(kind.name).load(envelope["payload"])
     return Event(type=kind.name, merchant_id=envelope["merchant_id"],
                  aggregate_id=envelope["aggregate_id"], payload=payload,
                  event_id=str(envelope["event_id"]), occurred_at=envelope["occurred_at"],

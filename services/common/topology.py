@@ -24,7 +24,30 @@ MERCHANT_EVENTS_EXCHANGE = "portico.merchant-events"
 # (consumer service, handler method, event type)
 SUBSCRIPTIONS: list[tuple[str, str, str]] = [
     ("portal", "handle_order_submitted", "OrderSubmitted"),
+    ("portal", "handle_invoice_issued", "InvoiceIssued"),
+    ("portal", "handle_credit_note_issued", "CreditNoteIssued"),
+    ("portal", "handle_reminder_issued", "ReminderIssued"),
+    ("portal", "handle_payment_received", "PaymentReceived"),
     ("notifications", "handle_contract_created", "ContractCreated"),
+    ("documents", "handle_contract_created", "ContractCreated"),
+    ("documents", "handle_billing_due", "BillingDue"),
+    ("documents", "handle_contract_cancelled", "ContractCancelled"),
+    ("documents", "handle_contract_changed", "ContractChanged"),
+    # notifications: every merchant-visible event (webhooks, merchant AMQP, e-mails)
+    ("notifications", "handle_order_submitted", "OrderSubmitted"),
+    ("notifications", "handle_customer_created", "CustomerCreated"),
+    ("notifications", "handle_customer_changed", "CustomerChanged"),
+    ("notifications", "handle_contract_changed", "ContractChanged"),
+    ("notifications", "handle_contract_cancelled", "ContractCancelled"),
+    ("notifications", "handle_contract_ended", "ContractEnded"),
+    ("notifications", "handle_self_service_token_issued", "SelfServiceTokenIssued"),
+    ("notifications", "handle_self_service_tokens_revoked", "SelfServiceTokensRevoked"),
+    ("notifications", "handle_invoice_issued", "InvoiceIssued"),
+    ("notifications", "handle_credit_note_issued", "CreditNoteIssued"),
+    ("notifications", "handle_reminder_issued", "ReminderIssued"),
+    ("notifications", "handle_payment_received", "PaymentReceived"),
+    ("notifications", "handle_email_sent", "EmailSent"),
+    ("notifications", "handle_webhook_delivery_failed", "WebhookDeliveryFailed"),
 ]
 
 

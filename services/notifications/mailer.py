@@ -1,43 +1,151 @@
 """Sending e-mail: a file transport (local runs, ``var/mail/*.eml``) or SMTP.
 
-``Mailer`` is a nameko dependency handing workers ``send(message) -> message id``.
+``Mailer`` is a nameko dependency handing workers ``send(message)``. A transport raises
+``PermanentMailError`` when trying again cannot help (the SMTP server answered 5xx); anything
+else it raises (4xx answers, connection trouble, timeouts) is worth retrying.
 """
 from __future__ import annotations
 
+import contextlib
+import email
 import smtplib
 import ssl
+from email import policy
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import make_msgid
+from email.utils import parseaddr
 from pathlib import Path
 
 from nameko.extensions import DependencyProvider
 
 
+class PermanentMailError(Exception):
+    """The server refused the message for good (SMTP 5xx)."""
+
+
+def file_name(message_id: str) -> str:
+    return message_id.strip("<>").replace("@", "_at_").replace("/", "_") + ".eml"
+
+
 class FileTransport:
+    kind = "file"
+
     def __init__(self, directory: str):
         self.directory = Path(directory)
 
+    @contextlib.contextmanager
+    def session(self):
+        yield self.send
+
     def send(self, message: EmailMessage) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
-        name = message["Message-ID"].strip("<>").replace("@", "_at_").replace("/", "_")
+        name = file_name(message["Message-ID"])
         tmp = self.directory / f".{name}.tmp"
         tmp.write_bytes(bytes(message))
-        tmp.rename(self.directory / f"{name}.eml")  # readers never see half a mail
+        tmp.rename(self.directory / name)  # readers never see half a mail
+
+    def read(self, message_id: str) -> EmailMessage | None:
+        path = self.directory / file_name(message_id)
+        if not path.is_file():
+            return None
+        return email.message_from_bytes(path.read_bytes(), policy=policy.default)
+
+
+def _smtp_code(exc: smtplib.SMTPException) -> int | None:
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = [code for code, _ in exc.recipients.values()]
+        # permanent only when every recipient was refused for good
+        return 550 if codes and all(500 <= c < 600 for c in codes) else 450
+    return getattr(exc, "smtp_code", None)
 
 
 class SmtpTransport:
+    kind = "smtp"
+
     def __init__(self, host: str, port: int, *, starttls: bool = False, username: str = "",
                  password: str = "", timeout: float = 15.0):
         self.host, self.port, self.starttls = host, port, starttls
         self.username, self.password, self.timeout = username, password, timeout
 
     def send(self, message: EmailMessage) -> None:
-        with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
+        with self.session() as send:
+            send(message)
+
+    @contextlib.contextmanager
+    def session(self):
+        """``send(message)`` over one connection, opened on first use and reused (a batch of
+        mails costs one connect, STARTTLS and login); a broken connection is reopened."""
+        session = _SmtpSession(self)
+        try:
+            yield session.send
+        finally:
+            session.close()
+
+    def connect(self) -> smtplib.SMTP:
+        smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        try:
             if self.starttls:
                 smtp.starttls(context=ssl.create_default_context())
             if self.username:
                 smtp.login(self.username, self.password)
-            smtp.send_message(message)
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+
+class _SmtpSession:
+    def __init__(self, transport: SmtpTransport):
+        self.transport = transport
+        self.smtp: smtplib.SMTP | None = None
+
+    def send(self, message: EmailMessage) -> None:
+        reused = self.smtp is not None
+        try:
+            self._send(message)
+        except smtplib.SMTPServerDisconnected:
+            self.close()
+            if not reused:
+                raise
+            self._send(message)  # the server closed an idle connection: once more, fresh
+
+    def _send(self, message: EmailMessage) -> None:
+        try:
+            if self.smtp is None:
+                self.smtp = self.transport.connect()
+            self.smtp.send_message(message)
+        except smtplib.SMTPServerDisconnected:
+            raise
+        except smtplib.SMTPAuthenticationError:
+            self.close()
+            raise  # a configuration problem: retried, so mail flows once it is fixed
+        except smtplib.SMTPException as exc:
+            code = _smtp_code(exc)
+            if code is not None and 500 <= code < 600:
+                raise PermanentMailError(f"SMTP {code}: {_smtp_text(exc)}") from None
+            self.close()
+            raise
+        except OSError:
+            self.close()
+            raise
+
+    def close(self) -> None:
+        smtp, self.smtp = self.smtp, None
+        if smtp is not None:
+            with contextlib.suppress(smtplib.SMTPException, OSError):
+                smtp.quit()
+            smtp.close()
+
+    def read(self, message_id: str) -> EmailMessage | None:
+        return None
+
+
+def _smtp_text(exc: smtplib.SMTPException) -> str:
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return "; ".join(f"{addr}: {code} {msg.decode(errors='replace')}"
+                         for addr, (code, msg) in exc.recipients.items())
+    error = getattr(exc, "smtp_error", b"")
+    return error.decode(errors="replace") if isinstance(error, bytes) else str(error or exc)
 
 
 def transport_from_config(config: dict):
@@ -46,22 +154,47 @@ def transport_from_config(config: dict):
         return SmtpTransport(config.get("SMTP_HOST", "127.0.0.1"), int(config.get("SMTP_PORT", 25)),
                              starttls=str(config.get("SMTP_STARTTLS", "false")).lower() == "true",
                              username=config.get("SMTP_USERNAME", "") or "",
-                             password=config.get("SMTP_PASSWORD", "") or "")
+                             password=config.get("SMTP_PASSWORD", "") or "",
+                             timeout=float(config.get("SMTP_TIMEOUT_SECONDS", 15)))
     return FileTransport(config.get("MAIL_DIR", "var/mail"))
 
 
 class Mailer(DependencyProvider):
+    """Workers get this provider: ``send(message)``, ``sender`` (an ``Address``),
+    ``message_domain`` and, for the dev mail page, ``transport.kind``/``read``."""
+
     def setup(self):
         self.transport = transport_from_config(self.container.config)
-        self.sender = self.container.config.get("MAIL_FROM", "Portico <noreply@localhost>")
+        name, addr = parseaddr(self.container.config.get("MAIL_FROM",
+                                                         "Portico <noreply@localhost>"))
+        self.sender = Address(display_name=name or "Portico", addr_spec=addr or
+                              "noreply@localhost")
+        self.message_domain = self.sender.domain or "portico.local"
 
     def get_dependency(self, worker_ctx):
         return self
 
-    def send(self, message: EmailMessage) -> str:
+    def send(self, message: EmailMessage) -> None:
         if "From" not in message:
             message["From"] = self.sender
-        if "Message-ID" not in message:
-            message["Message-ID"] = make_msgid(domain="portico.local")
         self.transport.send(message)
-        return message["Message-ID"]
+
+    @contextlib.contextmanager
+    def session(self):
+        """``send(message)`` reusing one transport connection for a run of messages."""
+        with self.transport.session() as send:
+            yield send
+
+
+def dev_mail_page_enabled(config: dict, transport) -> bool:
+    """``DEV_MAIL_PAGE``: ``auto`` (default) shows sent mails in the gateway only when mail goes
+    to files *and* Portico's public URL is on loopback (someone trying it locally)."""
+    if getattr(transport, "kind", None) != "file":
+        return False
+    value = str(config.get("DEV_MAIL_PAGE", "auto")).strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    public_url = str(config.get("PUBLIC_URL", "")).strip().lower()
+    return public_url.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))

@@ -41,8 +41,10 @@ __all__ = [
     "can_withdraw_cancellation",
     "cancellation_end_date",
     "contract_state",
+    "current_period",
     "last_day_covered",
     "next_billing_date",
+    "next_lifecycle_date",
     "trial_end",
 ]
 
@@ -215,3 +217,38 @@ def billing_due_periods(
             due.append(period)
         period = period_at(anchor, months, period.end)
     return due
+
+
+def next_lifecycle_date(
+    anchor: date,
+    months: int,
+    last_billed_period_start: date | None,
+    cancellation_end: date | None,
+    ended_on: date | None,
+) -> date | None:
+    """The first day the lifecycle timer has work for a contract, or ``None`` once it ended.
+
+    That is the start of the next unbilled period (the ``anchor`` when nothing was billed yet),
+    or the ``cancellation_end`` when that comes first (the day ``ContractEnded`` is due).
+    """
+    if ended_on is not None:
+        return None
+    upcoming = (anchor if last_billed_period_start is None
+                else next_boundary(anchor, months, max(last_billed_period_start, anchor)))
+    if cancellation_end is not None:
+        return min(upcoming, cancellation_end)
+    return upcoming
+
+
+def current_period(
+    anchor: date, months: int, today: date | dt.datetime, cancellation_end: date | None
+) -> Period | None:
+    """The billing period ``today`` falls in (cut at ``cancellation_end``), or ``None`` before
+    the billing start (trial) and from the end on."""
+    day = as_date(today)
+    if day < anchor or (cancellation_end is not None and day >= cancellation_end):
+        return None
+    period = period_at(anchor, months, day)
+    if cancellation_end is not None and cancellation_end < period.end:
+        return Period(period.start, cancellation_end)
+    return period

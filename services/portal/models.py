@@ -1,9 +1,9 @@
-"""Tables the portal service owns: customers and contracts."""
+"""Tables the portal service owns: customers, contracts and the account ledger."""
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, Date, ForeignKey, String
+from sqlalchemy import JSON, BigInteger, Date, ForeignKey, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.database import UTCDateTime, add_messaging_tables, utcnow
@@ -50,4 +50,28 @@ class Contract(Base):
     end_date: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     ended_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
     last_billed_period_start: Mapped[dt.date | None] = mapped_column(Date, nullable=True)
+    # The first day the lifecycle timer has work for this contract (a period to bill or the end
+    # to record); None once it ended. Indexed so the timer never scans every contract.
+    next_action_on: Mapped[dt.date | None] = mapped_column(Date, nullable=True, index=True)
+    additional_data: Mapped[dict | None] = mapped_column(JSON, nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class AccountEntry(Base):
+    """One line of a contract's account: an issued invoice (+), credit note (−) or payment (−).
+
+    Keyed by the document (or payment) id born in its own service, so a replayed event cannot
+    count twice. Amounts are gross, in integer minor units of ``currency``.
+    """
+
+    __tablename__ = "account_entries"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    merchant_id: Mapped[str] = mapped_column(String(40), index=True)
+    contract_id: Mapped[str] = mapped_column(String(40), index=True)
+    kind: Mapped[str] = mapped_column(String(16))  # invoice | credit_note | payment
+    number: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    currency: Mapped[str] = mapped_column(String(3))
+    amount_minor: Mapped[int] = mapped_column(BigInteger)
+    booked_on: Mapped[dt.date] = mapped_column(Date)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

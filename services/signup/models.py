@@ -1,4 +1,4 @@
-"""Tables the signup service owns: merchants, catalog, orders, idempotency keys.
+"""Tables the signup service owns: merchants, catalog, orders, idempotency keys, logos.
 
 Money is stored as integer minor units next to its currency (never floats, never SQLite's
 lossy NUMERIC); ``services.common.money`` converts at the edges.
@@ -7,7 +7,17 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, UniqueConstraint
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.database import UTCDateTime, add_messaging_tables, utcnow
@@ -37,9 +47,11 @@ class Merchant(Base):
 
 class Plan(Base):
     __tablename__ = "plans"
+    __table_args__ = (UniqueConstraint("merchant_id", "ref", name="uq_plans_merchant_ref"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
+    ref: Mapped[str | None] = mapped_column(String(64), nullable=True)  # merchant's own key
     name: Mapped[dict] = mapped_column(JSON)  # {"en": "Pro", "de": "Pro"}
     description: Mapped[dict] = mapped_column(JSON, default=dict)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
@@ -47,9 +59,11 @@ class Plan(Base):
 
 class PlanVariant(Base):
     __tablename__ = "plan_variants"
+    __table_args__ = (UniqueConstraint("merchant_id", "ref", name="uq_plan_variants_merchant_ref"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
+    ref: Mapped[str | None] = mapped_column(String(64), nullable=True)
     plan_id: Mapped[str] = mapped_column(ForeignKey("plans.id"))
     name: Mapped[dict] = mapped_column(JSON)
     currency: Mapped[str] = mapped_column(String(3))
@@ -75,26 +89,34 @@ class Order(Base):
     customer: Mapped[dict] = mapped_column(JSON)
     lines: Mapped[dict] = mapped_column(JSON)  # the priced order as the customer saw it
     language: Mapped[str] = mapped_column(String(2))
+    external_id: Mapped[str | None] = mapped_column(String(200), nullable=True)
+    coupon_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class IdempotencyKey(Base):
+    """A merchant's ``Idempotency-Key`` and the response it got, kept 24 h."""
+
     __tablename__ = "idempotency_keys"
-    __table_args__ = (UniqueConstraint("merchant_id", "key"),)
+    __table_args__ = (UniqueConstraint("merchant_id", "key"),
+                      Index("ix_idempotency_keys_created_at", "created_at"))
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     merchant_id: Mapped[str] = mapped_column(String(40))
     key: Mapped[str] = mapped_column(String(255))
     request_hash: Mapped[str] = mapped_column(String(64))
+    status_code: Mapped[int] = mapped_column(Integer, default=200, server_default="200")
     response: Mapped[dict] = mapped_column(JSON)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
 
 class Component(Base):
     __tablename__ = "components"
+    __table_args__ = (UniqueConstraint("merchant_id", "ref", name="uq_components_merchant_ref"),)
 
     id: Mapped[str] = mapped_column(String(40), primary_key=True)
     merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), index=True)
+    ref: Mapped[str | None] = mapped_column(String(64), nullable=True)
     name: Mapped[dict] = mapped_column(JSON)
     kind: Mapped[str] = mapped_column(String(10))  # quantity | onoff | metered
     currency: Mapped[str] = mapped_column(String(3))
@@ -122,3 +144,17 @@ class Coupon(Base):
     max_redemptions: Mapped[int | None] = mapped_column(Integer, nullable=True)
     redemptions: Mapped[int] = mapped_column(Integer, default=0)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class MerchantLogo(Base):
+    """The merchant's logo as re-encoded by ``logos.reencode`` (PNG or JPEG, never SVG)."""
+
+    __tablename__ = "merchant_logos"
+
+    merchant_id: Mapped[str] = mapped_column(ForeignKey("merchants.id"), primary_key=True)
+    content_type: Mapped[str] = mapped_column(String(20))
+    digest: Mapped[str] = mapped_column(String(64))
+    width: Mapped[int] = mapped_column(Integer)
+    height: Mapped[int] = mapped_column(Integer)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)

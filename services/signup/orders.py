@@ -2,10 +2,20 @@
 
 The client never supplies a price: both preview and submission price the order from the
 catalog on the server, so what the customer saw is what the contract and first invoice get.
+Every priced order carries a ``fingerprint``; a form that sends back the fingerprint it was
+shown (``quoted_price``) is refused with ``price_changed`` when the price moved in between
+(e.g. the merchant changed the catalog), instead of charging a price nobody saw.
+
+Errors map a field to a list of ``{code, message, params}``: customer fields by their name
+(``email``), ``components.<id>``, ``coupon_code``, ``terms.<n>``, ``external_id``, ``language``,
+``_form``. Codes are stable; the gateway translates them for the page's language.
 """
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
+import hashlib
+import json
 from decimal import Decimal
 
 from sqlalchemy import select, update
@@ -15,19 +25,67 @@ from services.common import customer_fields, events, money, tax
 from services.common.database import UnitOfWork
 from services.common.errors import InvalidInput
 
-from . import pricing
-from .catalog import localized, new_id
+from . import pricing, schemas
+from . import settings as merchant_settings
+from .catalog import coupon_by_code, error, localized, new_id
 from .models import Component, Coupon, Merchant, Order, PlanVariant
 
 LANGUAGES = ("en", "de", "fr")
 
+COUPON_MESSAGES = {
+    "unknown": "This coupon code is not valid.",
+    "not_yet_valid": "This coupon code is not valid yet.",
+    "expired": "This coupon code has expired.",
+    "used_up": "This coupon code has been used up.",
+    "currency_mismatch": "This coupon code does not apply to this plan.",
+    "not_accepted": "Coupon codes are not accepted here.",
+}
 
-def field_error(code: str, message: str, **params) -> list[dict]:
-    return [{"code": code, "message": message, "params": params}]
+QUANTITY_MESSAGES = {
+    "unknown_component": "This option is not available.",
+    "metered_not_selectable": "This option is billed by usage and cannot be chosen.",
+    "not_an_integer": "Enter a whole number.",
+    "negative": "The quantity cannot be negative.",
+    "invalid_onoff": "Choose on or off.",
+    "below_minimum": "At least {min}.",
+    "above_maximum": "At most {max}.",
+}
 
 
-def settings_of(merchant: Merchant) -> dict:
-    return merchant.settings or {}
+@dataclasses.dataclass
+class Priced:
+    """The outcome of validating and pricing one order form."""
+
+    customer: dict
+    errors: dict
+    price: pricing.OrderPrice | None
+    coupon: Coupon | None
+    components: list[tuple[Component, pricing.ComponentPrice]]
+    language: str
+
+    def price_dict(self) -> dict | None:
+        return price_as_dict(self.price) if self.price is not None else None
+
+
+def fingerprint(price: pricing.OrderPrice | dict) -> str:
+    """A short digest of everything the customer is shown about the price."""
+    data = price if isinstance(price, dict) else price.as_dict()
+    body = json.dumps({k: v for k, v in data.items() if k != "fingerprint"}, sort_keys=True,
+                      separators=(",", ":"))
+    return hashlib.sha256(body.encode()).hexdigest()[:16]
+
+
+def price_as_dict(price: pricing.OrderPrice) -> dict:
+    data = price.as_dict()
+    data["fingerprint"] = fingerprint(data)
+    return data
+
+
+def parse_form(raw) -> dict:
+    """Load an order body strictly (unknown keys, wrong types → ``InvalidInput``)."""
+    form = schemas.load(schemas.OrderRequest(), raw)
+    form["components"] = {k: v for k, v in form["components"].items() if v is not None}
+    return form
 
 
 def variant_price(variant: PlanVariant) -> pricing.VariantPrice:
@@ -40,20 +98,24 @@ def variant_price(variant: PlanVariant) -> pricing.VariantPrice:
     )
 
 
-def variant_components(session: Session, variant: PlanVariant, language: str):
+def variant_components(session: Session, variant: PlanVariant,
+                       language: str, default_language: str = "en"
+                       ) -> list[tuple[Component, pricing.ComponentPrice]]:
+    """The variant's components in the variant's order, as rows and as prices."""
     if not variant.component_ids:
         return []
-    rows = session.scalars(select(Component).where(
-        Component.merchant_id == variant.merchant_id, Component.id.in_(variant.component_ids)))
-    return [pricing.ComponentPrice(
-        id=c.id, name=localized(c.name, language), kind=c.kind,
+    rows = {c.id: c for c in session.scalars(select(Component).where(
+        Component.merchant_id == variant.merchant_id, Component.id.in_(variant.component_ids)))}
+    return [(c, pricing.ComponentPrice(
+        id=c.id, name=localized(c.name, language, default_language), kind=c.kind,
         unit_price=money.from_minor(c.unit_price_minor, c.currency),
-        min_quantity=c.min_quantity, max_quantity=c.max_quantity) for c in rows]
+        min_quantity=c.min_quantity, max_quantity=c.max_quantity))
+        for c in (rows.get(i) for i in variant.component_ids) if c is not None]
 
 
-def find_coupon(session: Session, merchant_id: str, code: str) -> Coupon | None:
-    return session.scalar(select(Coupon).where(Coupon.merchant_id == merchant_id,
-                                               Coupon.code == code.strip().upper()))
+def selectable(component: Component) -> bool:
+    """Whether a customer may choose this component's quantity on the hosted page."""
+    return component.kind != "metered" and component.show_in_signup
 
 
 def as_pricing_coupon(row: Coupon | None) -> pricing.Coupon | None:
@@ -66,92 +128,99 @@ def as_pricing_coupon(row: Coupon | None) -> pricing.Coupon | None:
 
 
 def price(session: Session, merchant: Merchant, variant: PlanVariant, form: dict,
-          now: dt.datetime) -> tuple[dict, dict, pricing.OrderPrice | None, Coupon | None]:
-    """Validate and price ``form``; return ``(clean customer, errors, price, coupon row)``.
-
-    ``errors`` maps a field (``customer.email``-style names flattened to ``email``,
-    ``components.<id>``, ``coupon_code``, ``terms.<n>``) to a list of ``{code, message}``.
-    """
-    settings = settings_of(merchant)
-    language = form.get("language") if form.get("language") in LANGUAGES else "en"
-    modes = customer_fields.resolve_modes(settings.get("fields", {}))
-    clean, field_errors = customer_fields.validate_customer(form.get("customer") or {}, modes,
-                                                            today=now.date())
+          now: dt.datetime, *, self_service: bool) -> Priced:
+    """Validate and price a parsed ``form``. Customer errors never stop pricing (the price
+    only needs the country and VAT ID); invalid component quantities do (``price`` is None)."""
+    stored = merchant.settings or {}
+    language = form.get("language") or merchant.default_language
+    modes = merchant_settings.field_modes(stored)
+    customer = form.get("customer") or {}
+    clean, field_errors = customer_fields.validate_customer(customer, modes, today=now.date())
     errors: dict[str, list[dict]] = {
         name: [{"code": e.code, "message": e.message(), "params": e.params}]
         for name, e in field_errors.items()
     }
-    components = variant_components(session, variant, language)
-    quantities = _parse_quantities(form.get("components") or {})
-    selected = []
-    if not isinstance(quantities, dict):
-        errors["components"] = field_error("invalid", "Components must be a mapping.")
-    else:
-        try:
-            selected = pricing.select_components(components, quantities)
-        except pricing.ComponentQuantityError as exc:
-            for component_id, problem in exc.errors.items():
-                errors[f"components.{component_id}"] = field_error(
-                    problem.code, f"Invalid quantity ({problem.code}).", **problem.params)
+    if not self_service:
+        for key in customer:
+            if key not in customer_fields.FIELDS:
+                errors[f"customer.{str(key)[:40]}"] = error("unknown_field", "Unknown field.")
+
+    components = variant_components(session, variant, language, merchant.default_language)
+    quantities = dict(form.get("components") or {})
+    if self_service:
+        allowed = {c.id for c, _ in components if selectable(c)}
+        for key in [k for k in quantities if k not in allowed]:
+            errors[f"components.{key}"] = error("unknown_component",
+                                                QUANTITY_MESSAGES["unknown_component"])
+            del quantities[key]
+    selected = None
+    try:
+        selected = pricing.select_components([p for _, p in components], quantities)
+    except pricing.ComponentQuantityError as exc:
+        for component_id, problem in exc.errors.items():
+            errors[f"components.{component_id}"] = error(
+                problem.code, QUANTITY_MESSAGES[problem.code], **problem.params)
+
     coupon_row = None
     code = form.get("coupon_code")
     if code not in (None, ""):
-        if not isinstance(code, str) or len(code) > 64:
-            errors["coupon_code"] = field_error("unknown", "This coupon code is not valid.")
+        if self_service and not stored.get("ask_coupon"):
+            errors["coupon_code"] = error("not_accepted", COUPON_MESSAGES["not_accepted"])
         else:
-            coupon_row = find_coupon(session, merchant.id, code)
+            coupon_row = coupon_by_code(session, merchant.id, code)
             try:
                 pricing.check_coupon(as_pricing_coupon(coupon_row), code, now,
                                      currency=variant.currency)
             except pricing.CouponError as exc:
-                errors["coupon_code"] = field_error(exc.code, COUPON_MESSAGES[exc.code])
+                errors["coupon_code"] = error(exc.code, COUPON_MESSAGES[exc.code])
                 coupon_row = None
-    for index, line in enumerate(settings.get("terms", [])):
-        accepted = form.get("accepted_terms") or []
-        if line.get("confirmation") and str(index) not in {str(a) for a in accepted}:
-            errors[f"terms.{index}"] = field_error("required", "Please confirm this.")
-    external_id = form.get("external_id")
-    if external_id is not None and (not isinstance(external_id, str) or len(external_id) > 200):
-        errors["external_id"] = field_error("too_long", "At most 200 characters.", max=200)
-    country = clean.get("country") or merchant.country
-    try:
-        treatment = tax.tax_treatment(merchant.country, country, clean.get("vat_id"))
-    except ValueError:
-        errors.setdefault("country", field_error("invalid_country", "Unknown country."))
-        treatment = tax.tax_treatment(merchant.country, merchant.country)
-    if errors and any(k.startswith("components") for k in errors):
-        return clean, errors, None, coupon_row
+
+    if self_service:
+        accepted = set(form.get("accepted_terms") or [])
+        for index, line in enumerate(stored.get("terms") or []):
+            if line.get("confirmation") and index not in accepted:
+                errors[f"terms.{index}"] = error("must_accept", "Please confirm this.")
+
+    treatment = tax_treatment(merchant, clean)
+    if selected is None:
+        return Priced(clean, errors, None, coupon_row, components, language)
     order_price = pricing.price_order(variant_price(variant), selected,
                                       as_pricing_coupon(coupon_row), treatment)
-    return clean, errors, order_price, coupon_row
+    return Priced(clean, errors, order_price, coupon_row, components, language)
 
 
-def _parse_quantities(raw):
-    """Form posts carry quantities as text; "2" → 2, anything else is left for the check."""
-    if not isinstance(raw, dict):
-        return raw
-    return {key: int(value) if isinstance(value, str) and value.strip().isdigit()
-            and len(value.strip()) < 7 else value for key, value in raw.items()}
+def tax_treatment(merchant: Merchant, customer: dict) -> tax.TaxTreatment:
+    """EU VAT by the customer's country (the merchant's until one is entered). A merchant
+    outside the EU gets no VAT computed (Portico computes EU VAT only)."""
+    country = customer.get("country") or merchant.country
+    try:
+        return tax.tax_treatment(merchant.country, country, customer.get("vat_id"))
+    except ValueError:
+        return tax.TaxTreatment(rate=Decimal("0"), category="O", reverse_charge=False,
+                                country=country)
 
 
-COUPON_MESSAGES = {
-    "unknown": "This coupon code is not valid.",
-    "not_yet_valid": "This coupon code is not valid yet.",
-    "expired": "This coupon code has expired.",
-    "used_up": "This coupon code has been used up.",
-    "currency_mismatch": "This coupon code does not apply to this plan.",
-}
+def preview(session: Session, merchant: Merchant, variant: PlanVariant, form: dict,
+            now: dt.datetime, *, self_service: bool) -> dict:
+    priced = price(session, merchant, variant, form, now, self_service=self_service)
+    return {"price": priced.price_dict(), "errors": priced.errors}
 
 
 def submit(db: UnitOfWork, merchant: Merchant, variant: PlanVariant, form: dict,
-           now: dt.datetime) -> dict:
+           now: dt.datetime, *, self_service: bool) -> dict:
     """Store the order and stage ``OrderSubmitted``; raise ``InvalidInput`` and store nothing
     when anything is wrong."""
-    clean, errors, order_price, coupon_row = price(db.session, merchant, variant, form, now)
+    priced = price(db.session, merchant, variant, form, now, self_service=self_service)
+    errors = dict(priced.errors)
+    quoted = form.get("quoted_price")
+    priced_dict = priced.price_dict()
+    if not errors and quoted and priced_dict is not None and quoted != priced_dict[
+            "fingerprint"]:
+        errors["_form"] = error("price_changed", "The price has changed. Please check the "
+                                                 "updated order and submit it again.")
     if errors:
         raise InvalidInput("the order has invalid fields", errors)
-    language = form.get("language") if form.get("language") in LANGUAGES else \
-        merchant.default_language
+    order_price, coupon_row, language = priced.price, priced.coupon, priced.language
     if coupon_row is not None:
         # conditional increment: two last redemptions racing cannot both succeed
         bumped = db.session.execute(
@@ -160,24 +229,28 @@ def submit(db: UnitOfWork, merchant: Merchant, variant: PlanVariant, form: dict,
                                  | (Coupon.redemptions < Coupon.max_redemptions))
             .values(redemptions=Coupon.redemptions + 1))
         if bumped.rowcount != 1:
-            raise InvalidInput("coupon used up", {"coupon_code": field_error(
+            raise InvalidInput("coupon used up", {"coupon_code": error(
                 "used_up", COUPON_MESSAGES["used_up"])})
     order_id, contract_id, customer_id = new_id("ord"), new_id("ct"), new_id("cus")
-    customer = {k: v for k, v in clean.items() if v is not None}
+    customer = {k: v for k, v in priced.customer.items() if v is not None}
     customer["language"] = language
-    priced = order_price.as_dict()
+    external_id = form.get("external_id") or None
     db.session.add(Order(id=order_id, merchant_id=merchant.id, plan_variant_id=variant.id,
                          contract_id=contract_id, customer_id=customer_id, customer=customer,
-                         lines=priced, language=language))
+                         lines=priced_dict, language=language, external_id=external_id,
+                         coupon_code=coupon_row.code if coupon_row else None))
+    quantities = {line.component_id: line.quantity for line in order_price.lines
+                  if line.kind == "component"}
     payload = {
         "order_id": order_id, "contract_id": contract_id, "customer_id": customer_id,
         "plan_id": variant.plan_id, "plan_variant_id": variant.id,
-        "plan_name": localized(variant.name, language), "currency": variant.currency,
-        "customer": customer,
+        "plan_name": localized(variant.name, language, merchant.default_language),
+        "currency": variant.currency,
+        "customer": _event_customer(customer),
         "components": [
-            {"component_id": c.id, "name": c.name, "kind": c.kind, "quantity": q,
-             "unit_price": c.unit_price}
-            for c, q in _selected_from(order_price, db.session, variant, language)],
+            {"component_id": p.id, "name": p.name, "kind": p.kind,
+             "quantity": quantities[p.id], "unit_price": p.unit_price}
+            for _, p in priced.components if p.id in quantities],
         "coupon": ({"code": coupon_row.code, "kind": coupon_row.kind,
                     "value": Decimal(coupon_row.value), "periods": coupon_row.periods}
                    if coupon_row else None),
@@ -194,17 +267,29 @@ def submit(db: UnitOfWork, merchant: Merchant, variant: PlanVariant, form: dict,
                    "gross_total": order_price.gross_total,
                    "recurring_gross": order_price.recurring_gross},
         "payment_method": None,
-        "external_id": form.get("external_id"), "language": language, "submitted_at": now,
+        "external_id": external_id, "language": language, "submitted_at": now,
     }
     db.add_event(events.new_event("OrderSubmitted", merchant_id=merchant.id,
                                   aggregate_id=contract_id, payload=payload, occurred_at=now))
     return {"order_id": order_id, "contract_id": contract_id, "customer_id": customer_id,
-            "price": priced}
+            "price": priced_dict}
 
 
-def _selected_from(order_price, session, variant, language):
-    """The charged (non-metered) components of a priced order, with their quantities."""
-    by_id = {c.id: c for c in variant_components(session, variant, language)}
-    for line in order_price.lines:
-        if line.kind == "component" and line.component_id in by_id:
-            yield by_id[line.component_id], line.quantity
+def _event_customer(customer: dict) -> dict:
+    out = dict(customer)
+    if out.get("birth_date"):
+        out["birth_date"] = dt.date.fromisoformat(out["birth_date"])
+    return out
+
+
+def get_order(session: Session, merchant_id: str, order_id: str) -> Order:
+    from .catalog import _scoped
+    return _scoped(session, Order, merchant_id, order_id, "order")
+
+
+def order_view(order: Order) -> dict:
+    return {"order_id": order.id, "contract_id": order.contract_id,
+            "customer_id": order.customer_id, "plan_variant_id": order.plan_variant_id,
+            "customer": order.customer, "price": order.lines, "language": order.language,
+            "external_id": order.external_id, "coupon_code": order.coupon_code,
+            "created_at": order.created_at.isoformat()}

@@ -1,9 +1,17 @@
-"""Tables this service owns (more arrive with its issue); the messaging tables for now."""
+"""Tables the tokens service owns: self-service tokens, portal sessions, failed attempts.
+
+Neither a token nor a session id is ever stored: only their SHA-256 (both are 256-bit random
+values, so a fast hash is enough — there is nothing to brute-force), plus a short public id
+for events and logs.
+"""
 from __future__ import annotations
 
-from sqlalchemy.orm import DeclarativeBase
+import datetime as dt
 
-from services.common.database import add_messaging_tables
+from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from services.common.database import UTCDateTime, add_messaging_tables, utcnow
 
 
 class Base(DeclarativeBase):
@@ -11,3 +19,43 @@ class Base(DeclarativeBase):
 
 
 add_messaging_tables(Base.metadata)
+
+
+class SelfServiceToken(Base):
+    __tablename__ = "self_service_tokens"
+    __table_args__ = (Index("ix_self_service_tokens_contract", "merchant_id", "contract_id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # public: "tok_…"
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    merchant_id: Mapped[str] = mapped_column(String(40))
+    contract_id: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+    exchanges: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class PortalSession(Base):
+    __tablename__ = "portal_sessions"
+    __table_args__ = (Index("ix_portal_sessions_contract", "merchant_id", "contract_id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # public: "ses_…"
+    session_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_id: Mapped[str] = mapped_column(ForeignKey("self_service_tokens.id",
+                                                     ondelete="CASCADE"), index=True)
+    merchant_id: Mapped[str] = mapped_column(String(40))
+    contract_id: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
+
+
+class FailedAttempt(Base):
+    """Failed token exchanges per client (a keyed hash of its IP) and fixed time window
+    (``window_no`` = Unix time // window length)."""
+
+    __tablename__ = "failed_attempts"
+
+    client: Mapped[str] = mapped_column(String(64), primary_key=True)
+    window_no: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    count: Mapped[int] = mapped_column(Integer, default=0)

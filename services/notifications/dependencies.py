@@ -1,0 +1,228 @@
+"""The notifications service's own dependency providers and its dispatch timer.
+
+- ``NotificationsDatabase``: the shared ``Database`` plus a second relay for the merchant
+  events outbox, separate short transactions (``unit.transaction()``) for recording results
+  after an HTTP or SMTP call, and a nudge to the dispatch timers once a handler's transaction
+  has committed new work (so a webhook leaves within milliseconds, not at the next tick).
+- ``DispatchTimer``: a ``timer`` whose interval comes from config and that can be poked.
+- ``WebhookDispatcher``: claims due deliveries, sends them from a pool of green threads (a slow
+  receiver never holds up the next tick) and records each result in its own transaction.
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import random
+import time
+
+import eventlet
+from eventlet.greenpool import GreenPool
+from eventlet.queue import Empty, LightQueue
+from nameko.extensions import DependencyProvider
+
+from services.common.clock import Clock
+from services.common.database import Database, UnitOfWork, stage_event
+from services.common.entrypoints import Timer
+
+from . import delivery, signing, url_guard, webhook_store, webhooks
+from .merchant_events import MerchantEventsRelay
+
+log = logging.getLogger(__name__)
+
+
+class Transaction:
+    """A short transaction of its own, with ``add_event`` like the worker's unit of work."""
+
+    def __init__(self, provider: NotificationsDatabase):
+        self.provider = provider
+        self.session = provider.sessionmaker()
+        self.staged = 0
+
+    def add_event(self, event):
+        self.staged += 1
+        return stage_event(self.session, self.provider.metadata, event)
+
+
+class NotificationsUnit(UnitOfWork):
+    def __init__(self, provider: NotificationsDatabase):
+        super().__init__(provider)
+        self.pokes: set[str] = set()
+
+    def poke_after_commit(self, timer_method: str) -> None:
+        """Run that dispatch timer as soon as this worker's transaction has committed."""
+        self.pokes.add(timer_method)
+
+    def merchant_event_staged(self) -> None:
+        self.staged_events += 1  # wakes the relays after commit, like add_event
+
+    @contextlib.contextmanager
+    def transaction(self):
+        """A new transaction, committed on leaving the block. Never open one while this
+        worker's own session holds the connection (commit that first)."""
+        tx = Transaction(self._provider)
+        try:
+            yield tx
+            tx.session.commit()
+        finally:
+            tx.session.close()
+        if tx.staged:
+            self._provider.events_committed()
+
+
+class NotificationsDatabase(Database):
+    def setup(self):
+        super().setup()
+        self.merchant_relay = None
+        if self.relay is not None:
+            self.merchant_relay = MerchantEventsRelay(self.engine, self.metadata,
+                                                      self.container.config,
+                                                      name=self.container.service_name)
+
+    def start(self):
+        super().start()
+        if self.merchant_relay is not None:
+            self.container.spawn_managed_thread(self.merchant_relay.run,
+                                                identifier="merchant-events-relay")
+
+    def stop(self):
+        super().stop()
+        if self.merchant_relay is not None:
+            self.merchant_relay.stop()
+
+    def events_committed(self):
+        super().events_committed()
+        if self.merchant_relay is not None:
+            self.merchant_relay.wake()
+
+    def get_dependency(self, worker_ctx):
+        unit = NotificationsUnit(self)
+        self.units[worker_ctx] = unit
+        return unit
+
+    def transaction(self):
+        """For code outside a worker (the webhook senders)."""
+        return NotificationsUnit(self).transaction()
+
+    def worker_result(self, worker_ctx, result=None, exc_info=None):
+        # called after the entrypoint committed and acked (nameko's order)
+        unit = self.units.get(worker_ctx)
+        if unit is None or not unit.pokes or exc_info is not None:
+            return
+        for entrypoint in self.container.entrypoints:
+            if isinstance(entrypoint, DispatchTimer) and entrypoint.method_name in unit.pokes:
+                entrypoint.poke()
+
+
+class DispatchTimer(Timer):
+    """``@dispatch_timer("WEBHOOKS_POLL_SECONDS")``: runs every that many seconds (config),
+    at start, and whenever poked; never two runs at once."""
+
+    def __init__(self, interval_setting: str, default_interval: float = 1.0, **kwargs):
+        super().__init__(interval=default_interval, eager=True, **kwargs)
+        self.interval_setting = interval_setting
+        self._wakeups = LightQueue(maxsize=1)
+        self._stopping = False
+
+    def setup(self):
+        self.interval = float(self.container.config.get(self.interval_setting, self.interval))
+
+    def poke(self):
+        with contextlib.suppress(eventlet.queue.Full):
+            self._wakeups.put_nowait(True)
+
+    def stop(self):
+        self._stopping = True
+        self.poke()
+        if self.gt is not None:
+            self.gt.wait()
+
+    def _run(self):
+        self.poke()  # eager: pick up whatever a previous process left due
+        while not self._stopping:
+            with contextlib.suppress(Empty):
+                self._wakeups.get(timeout=self.interval)
+            if self._stopping:
+                break
+            self.handle_timer_tick()
+            self.worker_complete.wait()
+            self.worker_complete.reset()
+
+
+dispatch_timer = DispatchTimer.decorator
+
+
+class WebhookDispatcher(DependencyProvider):
+    """Workers get ``dispatch_due()``. Config: ``WEBHOOKS_TIMEOUT_SECONDS`` (15),
+    ``WEBHOOKS_CONCURRENCY`` (50), ``WEBHOOKS_RETRY_JITTER`` (0.1), ``WEBHOOKS_ALLOW_LOOPBACK``."""
+
+    def setup(self):
+        config = self.container.config
+        self.timeout = float(config.get("WEBHOOKS_TIMEOUT_SECONDS", 15))
+        self.jitter = float(config.get("WEBHOOKS_RETRY_JITTER", webhooks.DEFAULT_JITTER))
+        self.allow_loopback = url_guard.loopback_allowed(config)
+        self.pool = GreenPool(int(config.get("WEBHOOKS_CONCURRENCY", 50)))
+        self.in_flight: set[str] = set()
+        self.rng = random.Random()
+        self.rounds = 0
+        self.sent = 0
+
+    def _provider(self, cls):
+        for provider in self.container.dependencies:
+            if isinstance(provider, cls):
+                return provider
+        raise LookupError(cls)
+
+    @property
+    def db(self) -> NotificationsDatabase:
+        return self._provider(NotificationsDatabase)
+
+    def now(self):
+        return self._provider(Clock).clock.now()
+
+    def stop(self):
+        # Let in-flight calls finish briefly; one cut off is sent again after its lease
+        # (same webhook-id, so the receiver deduplicates it).
+        with contextlib.suppress(eventlet.Timeout), eventlet.Timeout(5):
+            self.pool.waitall()
+        self.kill()
+
+    def kill(self):
+        for thread in list(self.pool.coroutines_running):
+            thread.kill()
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def dispatch_due(self) -> int:
+        """Claim what is due (as many as there are free senders) and start sending."""
+        free = self.pool.free()
+        claims = []
+        if free:
+            with self.db.transaction() as tx:
+                claims = webhook_store.claim_due(tx.session, self.now(), free,
+                                                 exclude=set(self.in_flight))
+        for claim in claims:
+            self.in_flight.add(claim.delivery_id)
+            self.pool.spawn_n(self._deliver, claim)
+        self.rounds += 1
+        return len(claims)
+
+    def _deliver(self, claim: webhook_store.Claim) -> None:
+        try:
+            # the signature timestamp is the real time of sending: receivers compare it with
+            # their own clock (±5 min), so it does not follow the injected business clock
+            headers = signing.headers(list(claim.secrets), claim.event_id, int(time.time()),
+                                      claim.body)
+            result = delivery.post(claim.url, claim.body, headers, timeout=self.timeout,
+                                   allow_loopback=self.allow_loopback)
+            with self.db.transaction() as tx:
+                for event in webhook_store.record(tx.session, claim, result, self.now(),
+                                                  jitter=self.jitter, rng=self.rng):
+                    tx.add_event(event)
+            self.sent += 1
+        except Exception:
+            log.exception("webhook delivery %s: recording failed; retried after the lease",
+                          claim.delivery_id)
+        finally:
+            self.in_flight.discard(claim.delivery_id)
+
