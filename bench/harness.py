@@ -41,8 +41,12 @@ class LoadResult:
                 f"{self.requests} requests, {self.errors} errors")
 
 
-def _ms(text: str) -> float:
-    value, unit = re.fullmatch(r"([\d.]+)(us|ms|s|m)", text.strip()).groups()
+def _ms(match) -> float:
+    """A wrk latency like ``12.3ms``; NaN when wrk printed none (no request completed)."""
+    parsed = match and re.fullmatch(r"([\d.]+)(us|ms|s|m)", match.group(1).strip())
+    if not parsed:
+        return float("nan")
+    value, unit = parsed.groups()
     return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
 
 
@@ -70,8 +74,8 @@ def wrk(url: str, *, duration: float = 8, connections: int = 16, threads: int = 
     Path(handle.name).unlink(missing_ok=True)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
     total = int(re.search(r"(\d+) requests in", out).group(1))
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))
+    p50 = _ms(re.search(r"50%\s+(\S+)", out))
+    p99 = _ms(re.search(r"99%\s+(\S+)", out))
     errors = 0
     if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
         errors += int(m.group(1))
@@ -138,6 +142,19 @@ def report(name: str, figure: float, unit: str, ceiling_value: float | None = No
         line += f" (target {target})"
     print(line, flush=True)
     return line
+
+
+def wait_drained(rabbit_manager, vhost: str, timeout: float = 600) -> float:
+    """Wait until no queue of ``vhost`` holds a message (the previous benchmark's work is
+    done), so one benchmark's backlog does not load the next; return the seconds waited."""
+    started = time.monotonic()
+    while time.monotonic() - started < timeout:
+        queues = rabbit_manager.get_queues(vhost)
+        if all(q.get("messages", 0) == 0 for q in queues if not q["name"].startswith(
+                ("portico.dead-letter", "rpc.reply"))):
+            return time.monotonic() - started
+        time.sleep(1)
+    return time.monotonic() - started
 
 
 def rss_mb(pid: int) -> float:
