@@ -9,6 +9,7 @@ from __future__ import annotations
 from nameko.dependency_providers import Config
 from nameko.rpc import RpcProxy
 
+from services.common.cache import Cache
 from services.common.telemetry import Correlation
 
 from .http import MerchantApi
@@ -35,3 +36,5 @@ class GatewayService(OpsRoutes, SignupPages, PortalPages, MerchantApi, SignupApi
     documents_rpc = RpcProxy("documents")
     correlation = Correlation()
     config = Config()
+    # merchants' settings for portal pages (SETTINGS_CACHE_SECONDS; 0 turns it off)
+    settings_cache = Cache("SETTINGS_CACHE_SECONDS", default=5)

@@ -1,11 +1,13 @@
 """The hosted customer portal: ``/portal?token=…`` and its pages.
 
 A token from a link is exchanged (tokens service) for a session, kept in a cookie, and the
-browser is sent on with ``303`` so the token leaves the address bar. Every page then checks
-the session (one RPC, no caching: a revocation takes effect on the next request), loads the
-contract and the merchant's settings in parallel, and renders only the sections the merchant
-shows. Every POST carries a CSRF token bound to the session and the contract id it acts on,
-which must be the session's own (anything else is 404, like a missing page).
+browser is sent on with ``303`` so the token leaves the address bar. Every page then makes one
+call, ``portal.portal_view``, which checks the session and returns the contract (and its
+documents) — nothing about the session is cached, so a revocation or sign-out takes effect on
+the next request — takes the merchant's settings from a cache of a few seconds, and renders
+only the sections the merchant shows. Every POST carries a CSRF token bound to the session and
+the contract id it acts on, which must be the session's own (anything else is 404, like a
+missing page).
 
 Cookie: ``HttpOnly``; behind HTTPS (``PUBLIC_URL`` scheme) ``__Host-`` prefixed, ``Secure``,
 ``SameSite=None; Partitioned`` so the portal works inside a merchant's iframe. In local
@@ -243,7 +245,7 @@ class PortalPages:
         portal = self._portal_post(request)
         if isinstance(portal, Response):
             return portal
-        self.tokens_rpc.end_session(portal.session_id)
+        self.portal_rpc.end_session(portal.session_id)
         response = self._refusal(request, "logged_out", portal.language)
         self._clear_cookie(response)
         return response
@@ -320,28 +322,26 @@ class PortalPages:
         return response
 
     def _portal(self, request, documents=False):
-        """The request's live session with its contract and settings, or a refusal page."""
+        """The request's live session with its contract and settings, or a refusal page.
+
+        One call to the portal service checks the session and returns the contract (and its
+        documents); the merchant's settings come from a cache of a few seconds."""
         language = _requested_language(request)
         session_id = request.cookies.get(_cookie_name(self._secure_cookies()))
         if not session_id:
             return self._refusal(request, "session", language)
         try:
-            session = self.tokens_rpc.verify_session(session_id[:200])
+            view = self.portal_rpc.portal_view(session_id[:200], documents=documents)
         except (Unauthorized, Gone) as exc:
             kind = "session_ended" if isinstance(exc, Gone) else "session"
             response = self._refusal(request, kind, language)
             self._clear_cookie(response)
             return response
-        merchant_id, contract_id = session["merchant_id"], session["contract_id"]
-        contract_reply = self.portal_rpc.get_contract.call_async(merchant_id, contract_id)
-        settings_reply = self.signup_rpc.get_settings.call_async(merchant_id)
-        documents_reply = (self.documents_rpc.list_documents.call_async(
-            merchant_id, contract_id=contract_id) if documents else None)
-        try:
-            contract = contract_reply.result()
         except NotFound:
             return self._refusal(request, "not_found", language)
-        settings = _with_defaults(_result_or(settings_reply, {}))
+        merchant_id, contract_id, contract = \
+            view["merchant_id"], view["contract_id"], view["contract"]
+        settings = self._portal_settings(merchant_id)
         if _chosen_language(request) is None:
             language = next((lang for lang in (contract.get("language"),
                                                settings.get("default_language"))
@@ -349,9 +349,20 @@ class PortalPages:
         portal = Portal(session_id=session_id, merchant_id=merchant_id, contract_id=contract_id,
                         contract=contract, settings=settings, language=language,
                         csrf_token=self._csrf_token(session_id))
-        if documents_reply is not None:
-            portal.documents = _document_items(_result_or(documents_reply, []))
+        if documents:
+            portal.documents = _document_items(view.get("documents") or [])
         return portal
+
+    def _portal_settings(self, merchant_id: str) -> dict:
+        """The merchant's settings over the defaults, cached for ``SETTINGS_CACHE_SECONDS``
+        (default 5; a change through this gateway's API is seen at once). Shared by every
+        request: read it, never change it."""
+        def load():
+            try:
+                return _with_defaults(self.signup_rpc.get_settings(merchant_id) or {})
+            except MethodNotFound:
+                return _with_defaults({})
+        return self.settings_cache.get(merchant_id, load)
 
     def _portal_post(self, request):
         """A POST's session, after its CSRF token and contract id are checked."""
@@ -459,14 +470,6 @@ def _chosen_language(request) -> str | None:
 
 def _requested_language(request) -> str:
     return _chosen_language(request) or request.accept_languages.best_match(LANGUAGES) or "en"
-
-
-def _result_or(reply, default):
-    """An async RPC's result, or ``default`` while the other service lacks the method."""
-    try:
-        return reply.result()
-    except MethodNotFound:
-        return default
 
 
 def _with_defaults(settings, defaults=DEFAULT_SETTINGS):

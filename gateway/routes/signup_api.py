@@ -144,8 +144,11 @@ class SignupApi:
 
     @route("PUT", "/api/v1/settings/self-service")
     def api_put_self_service_settings(self, request):
-        return self.api_call(request, lambda m, body: (
-            200, self.signup_rpc.update_self_service_settings(m, body)))
+        def update(merchant_id, body):
+            saved = self.signup_rpc.update_self_service_settings(merchant_id, body)
+            self.settings_cache.forget(merchant_id)
+            return 200, saved
+        return self.api_call(request, update)
 
     @route("PUT", "/api/v1/settings/self-service/logo")
     def api_put_logo(self, request):
@@ -164,12 +167,18 @@ class SignupApi:
                 raise InvalidInput("logo too large", {"logo": [{
                     "code": "too_large", "params": {"max_bytes": MAX_LOGO_UPLOAD},
                     "message": f"The logo may be at most {MAX_LOGO_UPLOAD} bytes."}]})
-            return 200, self.signup_rpc.set_logo(merchant_id, base64.b64encode(data).decode())
+            saved = self.signup_rpc.set_logo(merchant_id, base64.b64encode(data).decode())
+            self.settings_cache.forget(merchant_id)
+            return 200, saved
         return self._raw_api_call(request, upload)
 
     @route("DELETE", "/api/v1/settings/self-service/logo")
     def api_delete_logo(self, request):
-        return self._raw_api_call(request, lambda m: (200, self.signup_rpc.delete_logo(m)))
+        def delete(merchant_id):
+            deleted = self.signup_rpc.delete_logo(merchant_id)
+            self.settings_cache.forget(merchant_id)
+            return 200, deleted
+        return self._raw_api_call(request, delete)
 
     def _raw_api_call(self, request, action):
         """Like ``api_call`` for bodies that are not JSON."""

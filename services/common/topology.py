@@ -30,6 +30,7 @@ SUBSCRIPTIONS: list[tuple[str, str, str]] = [
     ("portal", "handle_payment_received", "PaymentReceived"),
     ("notifications", "handle_contract_created", "ContractCreated"),
     ("documents", "handle_contract_created", "ContractCreated"),
+    ("tokens", "handle_contract_created", "ContractCreated"),
     ("documents", "handle_billing_due", "BillingDue"),
     ("documents", "handle_contract_cancelled", "ContractCancelled"),
     ("documents", "handle_contract_changed", "ContractChanged"),

@@ -77,3 +77,26 @@ def balance(session: Session, contract: Contract) -> dict:
             "fees": as_money(totals.get(FEE, 0)),
             "credited": as_money(totals.get(CREDIT_NOTE, 0)),
             "paid": as_money(totals.get(PAYMENT, 0))}
+
+
+DOCUMENT_KINDS = {INVOICE: "invoice", CREDIT_NOTE: "credit_note", FEE: "reminder"}
+
+
+def documents(session: Session, contract: Contract, limit: int = 100) -> list[dict]:
+    """The contract's issued documents, newest first, as the portal lists them: ``{"id",
+    "kind", "number", "issue_date", "gross_total", "currency"}`` (a reminder shows its fee).
+
+    The portal shows documents from its own ledger, so a page needs no call to the documents
+    service; the PDF itself still comes from there."""
+    rows = session.scalars(
+        select(AccountEntry)
+        .where(AccountEntry.merchant_id == contract.merchant_id,
+               AccountEntry.contract_id == contract.id,
+               AccountEntry.kind.in_(DOCUMENT_KINDS))
+        .order_by(AccountEntry.booked_on.desc(), AccountEntry.created_at.desc(),
+                  AccountEntry.id.desc())
+        .limit(limit))
+    return [{"id": row.id, "kind": DOCUMENT_KINDS[row.kind], "number": row.number,
+             "issue_date": row.booked_on.isoformat(), "currency": row.currency,
+             "gross_total": str(money.from_minor(row.amount_minor, row.currency))}
+            for row in rows]

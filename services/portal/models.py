@@ -1,9 +1,9 @@
-"""Tables the portal service owns: customers, contracts and the account ledger."""
+"""Tables the portal service owns: customers, contracts, the account ledger, portal sessions."""
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import JSON, BigInteger, Date, ForeignKey, String
+from sqlalchemy import JSON, BigInteger, Date, ForeignKey, Index, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.database import UTCDateTime, add_messaging_tables, utcnow
@@ -75,3 +75,22 @@ class AccountEntry(Base):
     amount_minor: Mapped[int] = mapped_column(BigInteger)
     booked_on: Mapped[dt.date] = mapped_column(Date)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class PortalSession(Base):
+    """A customer's portal session, opened when the tokens service accepted a link's token.
+
+    Only the SHA-256 of the session id is stored (a 256-bit random value, so a fast hash is
+    enough); ``id`` is the public ``ses_…`` for logs."""
+
+    __tablename__ = "portal_sessions"
+    __table_args__ = (Index("ix_portal_sessions_contract", "merchant_id", "contract_id"),)
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    session_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    token_id: Mapped[str] = mapped_column(String(40))  # the tokens service's public tok_… id
+    merchant_id: Mapped[str] = mapped_column(String(40))
+    contract_id: Mapped[str] = mapped_column(String(40))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)

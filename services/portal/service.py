@@ -19,7 +19,7 @@ from services.common.errors import InvalidInput
 from services.common.health import HealthRpc
 from services.common.telemetry import Correlation
 
-from . import contracts, customers, ledger, payment_methods
+from . import contracts, customers, ledger, payment_methods, sessions
 from .models import Base
 
 REQUIRED_SETTINGS = ["DB_URL"]
@@ -88,6 +88,48 @@ class PortalService(HealthRpc):
         contract = contracts.get_contract(self.db.session, merchant_id, contract_id)
         return {"contract_id": contract.id, "customer_id": contract.customer_id,
                 "state": str(contracts.state(contract, self.clock.today()))}
+
+    @rpc
+    def portal_view(self, session_id: str, documents: bool = False) -> dict:
+        """Everything a portal page needs in one call: ``portal_view("ps_…", documents=True)``
+        → ``{"merchant_id", "contract_id", "expires_at", "contract": {...}, "documents":
+        [...] | None}``; ``Unauthorized`` (malformed, unknown session) or ``Gone`` (expired,
+        revoked, signed out)."""
+        row = sessions.verify(self.db.session, session_id, self.clock.now())
+        contract = contracts.get_contract(self.db.session, row.merchant_id, row.contract_id)
+        return {"merchant_id": row.merchant_id, "contract_id": row.contract_id,
+                "expires_at": sessions.aware(row.expires_at).isoformat(),
+                "contract": contracts.contract_view(self.db.session, contract,
+                                                    self.clock.today()),
+                "documents": ledger.documents(self.db.session, contract) if documents
+                else None}
+
+    # -- portal sessions (opened by the tokens service when it accepts a token) -----------------
+    @rpc
+    def open_session(self, merchant_id: str, contract_id: str, token_id: str,
+                     expires_at: str) -> dict:
+        """``open_session("m_…", "ct_…", "tok_…", "2026-…")`` → ``{"session_id",
+        "expires_at"}``; ``NotFound`` for another merchant's or a missing contract."""
+        contracts.get_contract(self.db.session, merchant_id, contract_id)
+        return sessions.open_session(self.db.session, merchant_id, contract_id, token_id,
+                                     dt.datetime.fromisoformat(expires_at), self.clock.now())
+
+    @rpc
+    def end_session(self, session_id: str) -> bool:
+        """Sign out → whether a live session ended."""
+        return sessions.end(self.db.session, session_id, self.clock.now())
+
+    @rpc
+    def revoke_sessions(self, merchant_id: str, contract_id: str) -> int:
+        """End every session of the contract → how many; ``NotFound`` for another merchant's
+        or a missing contract (the tokens service calls this when tokens are revoked)."""
+        contracts.get_contract(self.db.session, merchant_id, contract_id)
+        return sessions.revoke_contract(self.db.session, merchant_id, contract_id,
+                                        self.clock.now())
+
+    @timer(interval=3600)
+    def purge_sessions(self):
+        sessions.purge(self.db.session, self.clock.now())
 
     @rpc
     def latest_contract_id(self, merchant_id: str) -> str | None:

@@ -1,14 +1,14 @@
-"""Tables the tokens service owns: self-service tokens, portal sessions, failed attempts.
+"""Tables the tokens service owns: self-service tokens, known contracts, failed attempts.
 
-Neither a token nor a session id is ever stored: only their SHA-256 (both are 256-bit random
-values, so a fast hash is enough — there is nothing to brute-force), plus a short public id
-for events and logs.
+A token is never stored: only its SHA-256 (a 256-bit random value, so a fast hash is enough —
+there is nothing to brute-force), plus a short public id for events and logs. Portal sessions
+live in the portal service (``services/portal/sessions.py``).
 """
 from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import Index, Integer, String
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from services.common.database import UTCDateTime, add_messaging_tables, utcnow
@@ -35,19 +35,15 @@ class SelfServiceToken(Base):
     exchanges: Mapped[int] = mapped_column(Integer, default=0)
 
 
-class PortalSession(Base):
-    __tablename__ = "portal_sessions"
-    __table_args__ = (Index("ix_portal_sessions_contract", "merchant_id", "contract_id"),)
+class KnownContract(Base):
+    """Contracts this service has seen (``ContractCreated``, or a confirmed lookup): which
+    merchant each belongs to, so minting a token needs no call to the portal service. A
+    contract never changes merchant, so a row never goes stale."""
 
-    id: Mapped[str] = mapped_column(String(40), primary_key=True)  # public: "ses_…"
-    session_hash: Mapped[str] = mapped_column(String(64), unique=True)
-    token_id: Mapped[str] = mapped_column(ForeignKey("self_service_tokens.id",
-                                                     ondelete="CASCADE"), index=True)
+    __tablename__ = "known_contracts"
+
+    contract_id: Mapped[str] = mapped_column(String(40), primary_key=True)
     merchant_id: Mapped[str] = mapped_column(String(40))
-    contract_id: Mapped[str] = mapped_column(String(40))
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), default=utcnow)
-    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime(), index=True)
-    revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime(), nullable=True)
 
 
 class FailedAttempt(Base):

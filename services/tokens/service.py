@@ -1,4 +1,10 @@
-"""Tokens service: time-limited self-service tokens and portal sessions."""
+"""Tokens service: time-limited self-service tokens: mint, accept (opening a portal session in
+the portal service), revoke.
+
+Minting is one local transaction: the contract's merchant comes from ``known_contracts`` (fed
+by ``ContractCreated``; a contract not seen yet is checked with the portal service once), and
+the merchant's default validity from a short cache of its settings (``SETTINGS_CACHE_SECONDS``,
+default 5)."""
 from __future__ import annotations
 
 import eventlet
@@ -6,10 +12,11 @@ from nameko.dependency_providers import Config
 from nameko.exceptions import MethodNotFound
 from nameko.rpc import RpcProxy
 
+from services.common.cache import Cache
 from services.common.clock import Clock
 from services.common.database import Database
-from services.common.entrypoints import rpc, timer
-from services.common.errors import PorticoError
+from services.common.entrypoints import event_handler, rpc, timer
+from services.common.errors import NotFound, PorticoError
 from services.common.health import HealthRpc
 from services.common.telemetry import Correlation
 
@@ -34,6 +41,12 @@ class TokensService(HealthRpc):
     signup_rpc = RpcProxy("signup")
     portal_rpc = RpcProxy("portal")
 
+    settings_cache = Cache("SETTINGS_CACHE_SECONDS", default=5)
+
+    @event_handler("ContractCreated")
+    def handle_contract_created(self, event):
+        store.remember_contract(self.db.session, event.merchant_id, event.payload["contract_id"])
+
     @rpc
     def mint_token(self, merchant_id: str, contract_id: str,
                    validity_minutes: int | None = None) -> dict:
@@ -44,49 +57,46 @@ class TokensService(HealthRpc):
         """
         if validity_minutes is not None:
             store.check_validity(validity_minutes)
-        with self._deadline("portal/signup"):
-            contract = self.portal_rpc.verify_contract.call_async(merchant_id, contract_id)
-            if validity_minutes is None:
-                validity_minutes = store.default_validity(self._settings(merchant_id))
-            contract.result()  # NotFound for an unknown or another merchant's contract
+        self._check_contract(merchant_id, contract_id)
+        if validity_minutes is None:
+            validity_minutes = store.default_validity(self._settings(merchant_id))
         return store.mint(self.db, merchant_id, contract_id, validity_minutes,
                           self.clock.now(), self.config["PUBLIC_URL"])
 
     @rpc
     def exchange_token(self, token: str, client_ip: str | None = None) -> dict:
-        """``exchange_token("pt_…")`` → ``{"session_id", "merchant_id", "contract_id",
-        "expires_at"}``; ``Unauthorized`` (malformed, unknown), ``Gone`` (expired, revoked),
-        ``RateLimited`` once ``client_ip`` failed too often."""
+        """``exchange_token("pt_…")`` → a new portal session ``{"session_id", "merchant_id",
+        "contract_id", "expires_at"}`` (opened in the portal service); ``Unauthorized``
+        (malformed, unknown), ``Gone`` (expired, revoked), ``RateLimited`` once ``client_ip``
+        failed too often."""
         now = self.clock.now()
         client = store.client_key(client_ip) if client_ip else None
         limit, window = self._limits()
         if client:
             store.check_rate(self.db.session, client, now, limit, window)
         try:
-            return store.exchange(self.db, token, now, self._session_minutes())
+            accepted = store.accept(self.db.session, token, now, self._session_minutes())
         except PorticoError:
             if client:
                 self.db.session.rollback()
                 store.record_failure(self.db.session, client, now, window)
                 self.db.commit()  # the failure counts although the call fails
             raise
-
-    @rpc
-    def verify_session(self, session_id: str) -> dict:
-        """``verify_session("ps_…")`` → ``{"merchant_id", "contract_id", "expires_at"}``;
-        ``Unauthorized`` or ``Gone`` when it is unknown, expired or revoked."""
-        return store.verify_session(self.db.session, session_id, self.clock.now())
-
-    @rpc
-    def end_session(self, session_id: str) -> bool:
-        return store.end_session(self.db.session, session_id, self.clock.now())
+        with self._deadline("portal"):
+            opened = self.portal_rpc.open_session(
+                accepted["merchant_id"], accepted["contract_id"], accepted["token_id"],
+                accepted["expires_at"].isoformat())
+        return {"session_id": opened["session_id"], "merchant_id": accepted["merchant_id"],
+                "contract_id": accepted["contract_id"], "expires_at": opened["expires_at"]}
 
     @rpc
     def revoke_contract(self, merchant_id: str, contract_id: str) -> int:
-        """Revoke every token and session of the contract at once → the tokens revoked."""
+        """Revoke every token and session of the contract at once → the tokens revoked.
+        ``NotFound`` for another merchant's or a missing contract."""
         with self._deadline("portal"):
-            self.portal_rpc.verify_contract(merchant_id, contract_id)
-        return store.revoke_contract(self.db, merchant_id, contract_id, self.clock.now())
+            ended = self.portal_rpc.revoke_sessions(merchant_id, contract_id)
+        return store.revoke_contract(self.db, merchant_id, contract_id, self.clock.now(),
+                                     sessions_ended=ended)
 
     @timer(interval=3600)
     def purge_expired(self):
@@ -96,11 +106,26 @@ class TokensService(HealthRpc):
         seconds = float(self.config.get("RPC_TIMEOUT_SECONDS", 10))
         return eventlet.Timeout(seconds, UpstreamTimeout(f"{what} did not answer in {seconds:g} s"))
 
+    def _check_contract(self, merchant_id: str, contract_id: str) -> None:
+        """``NotFound`` unless the contract is the merchant's (asked of the portal service
+        only the first time this service hears of a contract)."""
+        owner = store.contract_owner(self.db.session, contract_id) \
+            if isinstance(contract_id, str) else None
+        if owner is None:
+            with self._deadline("portal"):
+                self.portal_rpc.verify_contract(merchant_id, contract_id)  # NotFound
+            store.remember_contract(self.db.session, merchant_id, contract_id)
+        elif owner != merchant_id:
+            raise NotFound("contract not found")
+
     def _settings(self, merchant_id: str) -> dict:
-        try:
-            return self.signup_rpc.get_settings(merchant_id) or {}
-        except MethodNotFound:  # a signup service that predates self-service settings
-            return {}
+        def load():
+            with self._deadline("signup"):
+                try:
+                    return self.signup_rpc.get_settings(merchant_id) or {}
+                except MethodNotFound:  # a signup service that predates self-service settings
+                    return {}
+        return self.settings_cache.get(merchant_id, load)
 
     def _limits(self) -> tuple[int, int]:
         return (int(self.config.get("TOKEN_FAILURE_LIMIT", 10)),

@@ -1,13 +1,14 @@
-"""Self-service tokens and portal sessions: mint, exchange, verify, revoke, rate-limit.
+"""Self-service tokens: mint, accept (exchange), revoke, rate-limit failed attempts.
 
-A token is ``pt_`` + 43 URL-safe characters (256 bits from ``secrets``); a session id is
-``ps_`` + the same. Only their SHA-256 is stored, and neither is ever put into a log line, a
-metric or an event (events carry the public ``tok_…`` id). Times come from the caller's clock.
+A token is ``pt_`` + 43 URL-safe characters (256 bits from ``secrets``). Only its SHA-256 is
+stored, and it is never put into a log line, a metric or an event (events carry the public
+``tok_…`` id). Times come from the caller's clock.
 
 Validity: a token minted at ``t`` with ``validity_minutes = n`` works while
 ``now < t + n min`` and is ``Gone`` from ``t + n min`` on. A token may be exchanged any number
-of times within its lifetime (mail scanners open links before people do); every exchange makes a
-new session that ends at the token's expiry or after ``session_minutes``, whichever is first.
+of times within its lifetime (mail scanners open links before people do); every exchange opens
+a new portal session (in the portal service) that ends at the token's expiry or after
+``session_minutes``, whichever is first.
 """
 from __future__ import annotations
 
@@ -24,10 +25,9 @@ from services.common import events
 from services.common.database import UnitOfWork
 from services.common.errors import Gone, InvalidInput, RateLimited, Unauthorized
 
-from .models import FailedAttempt, PortalSession, SelfServiceToken
+from .models import FailedAttempt, KnownContract, SelfServiceToken
 
 TOKEN_PREFIX = "pt_"  # noqa: S105  a prefix, not a secret
-SESSION_PREFIX = "ps_"
 MIN_VALIDITY_MINUTES = 1
 MAX_VALIDITY_MINUTES = 10080  # one week
 DEFAULT_VALIDITY_MINUTES = 1440
@@ -102,13 +102,15 @@ def _refused(cls, reason: str, message: str):
     return cls(message, {"token": [{"code": reason, "message": message, "params": {}}]})
 
 
-def exchange(db: UnitOfWork, token, now: dt.datetime, session_minutes: int) -> dict:
-    """A new session for a live token → ``{"session_id", "merchant_id", "contract_id",
-    "expires_at"}``; ``Unauthorized`` (malformed, unknown) or ``Gone`` (expired, revoked)."""
+def accept(session: Session, token, now: dt.datetime, session_minutes: int) -> dict:
+    """A live token → ``{"token_id", "merchant_id", "contract_id", "expires_at"}`` for the
+    session it may open (``expires_at``: the token's expiry or ``session_minutes`` from now,
+    whichever is first); ``Unauthorized`` (malformed, unknown) or ``Gone`` (expired, revoked).
+    Counts the exchange."""
     if not well_formed(token, TOKEN_PREFIX):
         raise _refused(Unauthorized, "malformed", "This link is not valid.")
-    row = db.session.scalar(select(SelfServiceToken)
-                            .where(SelfServiceToken.token_hash == digest(token)))
+    row = session.scalar(select(SelfServiceToken)
+                         .where(SelfServiceToken.token_hash == digest(token)))
     if row is None:
         raise _refused(Unauthorized, "unknown", "This link is not valid.")
     if row.revoked_at is not None:
@@ -116,69 +118,46 @@ def exchange(db: UnitOfWork, token, now: dt.datetime, session_minutes: int) -> d
     token_expires = aware(row.expires_at)
     if now >= token_expires:
         raise _refused(Gone, "expired", "This link has expired.")
-    session_id = new_secret(SESSION_PREFIX)
-    expires_at = min(token_expires, now + dt.timedelta(minutes=session_minutes))
     row.exchanges += 1
-    db.session.add(PortalSession(
-        id="ses_" + secrets.token_hex(10), session_hash=digest(session_id), token_id=row.id,
-        merchant_id=row.merchant_id, contract_id=row.contract_id, created_at=now,
-        expires_at=expires_at))
-    return {"session_id": session_id, "merchant_id": row.merchant_id,
-            "contract_id": row.contract_id, "expires_at": expires_at.isoformat()}
+    return {"token_id": row.id, "merchant_id": row.merchant_id,
+            "contract_id": row.contract_id,
+            "expires_at": min(token_expires, now + dt.timedelta(minutes=session_minutes))}
 
 
-def verify_session(session: Session, session_id, now: dt.datetime) -> dict:
-    """``{"merchant_id", "contract_id", "expires_at"}`` of a live session, else
-    ``Unauthorized`` (malformed, unknown) or ``Gone`` (expired, revoked, ended)."""
-    if not well_formed(session_id, SESSION_PREFIX):
-        raise Unauthorized("no session", {"session": [
-            {"code": "malformed", "message": "Your session is not valid.", "params": {}}]})
-    row = session.scalar(select(PortalSession)
-                         .where(PortalSession.session_hash == digest(session_id)))
-    if row is None:
-        raise Unauthorized("no session", {"session": [
-            {"code": "unknown", "message": "Your session is not valid.", "params": {}}]})
-    expires_at = aware(row.expires_at)
-    if row.revoked_at is not None or now >= expires_at:
-        reason = "revoked" if row.revoked_at is not None else "expired"
-        raise Gone("the session has ended", {"session": [
-            {"code": reason, "message": "Your session has ended.", "params": {}}]})
-    return {"merchant_id": row.merchant_id, "contract_id": row.contract_id,
-            "expires_at": expires_at.isoformat()}
-
-
-def end_session(session: Session, session_id, now: dt.datetime) -> bool:
-    """Log out: the session stops working at once. False when there was nothing to end."""
-    if not well_formed(session_id, SESSION_PREFIX):
-        return False
-    result = session.execute(
-        update(PortalSession)
-        .where(PortalSession.session_hash == digest(session_id),
-               PortalSession.revoked_at.is_(None))
-        .values(revoked_at=now))
-    return result.rowcount == 1
-
-
-def revoke_contract(db: UnitOfWork, merchant_id: str, contract_id: str,
-                    now: dt.datetime) -> int:
-    """Revoke every live token and session of the contract at once; return the tokens revoked."""
+def revoke_contract(db: UnitOfWork, merchant_id: str, contract_id: str, now: dt.datetime,
+                    sessions_ended: int = 0) -> int:
+    """Revoke every live token of the contract at once; return the tokens revoked. The
+    portal service ends the sessions (``sessions_ended`` of them) in the same request."""
     tokens = db.session.execute(
         update(SelfServiceToken)
         .where(SelfServiceToken.merchant_id == merchant_id,
                SelfServiceToken.contract_id == contract_id,
                SelfServiceToken.revoked_at.is_(None), SelfServiceToken.expires_at > now)
         .values(revoked_at=now)).rowcount
-    sessions = db.session.execute(
-        update(PortalSession)
-        .where(PortalSession.merchant_id == merchant_id,
-               PortalSession.contract_id == contract_id,
-               PortalSession.revoked_at.is_(None), PortalSession.expires_at > now)
-        .values(revoked_at=now)).rowcount
-    if tokens or sessions:
+    if tokens or sessions_ended:
         db.add_event(events.new_event(
             "SelfServiceTokensRevoked", merchant_id=merchant_id, aggregate_id=contract_id,
             payload={"contract_id": contract_id, "revoked": tokens}))
     return tokens
+
+
+# -- known contracts -----------------------------------------------------------------------------
+
+
+def contract_owner(session: Session, contract_id: str) -> str | None:
+    """The merchant a known contract belongs to, or ``None`` when this service has not seen
+    it yet."""
+    return session.scalar(select(KnownContract.merchant_id)
+                          .where(KnownContract.contract_id == contract_id))
+
+
+def remember_contract(session: Session, merchant_id: str, contract_id: str) -> None:
+    """Record a contract's merchant once (a replay or a concurrent lookup is a no-op)."""
+    table = KnownContract.__table__
+    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" \
+        else sqlite.insert
+    session.execute(insert(table).values(contract_id=contract_id, merchant_id=merchant_id)
+                    .on_conflict_do_nothing(index_elements=[table.c.contract_id]))
 
 
 # -- failed attempts ----------------------------------------------------------------------------
@@ -216,14 +195,9 @@ def record_failure(session: Session, client: str, now: dt.datetime,
 
 
 def purge(session: Session, now: dt.datetime, *, keep_tokens_days: int = 30,
-          keep_sessions_days: int = 2, window_seconds: int = 600) -> None:
-    """Delete what can no longer matter: old failure windows, long-ended sessions and tokens."""
+          window_seconds: int = 600) -> None:
+    """Delete what can no longer matter: old failure windows and long-expired tokens."""
     session.execute(delete(FailedAttempt).where(
         FailedAttempt.window_no < _window(now, window_seconds) - 1))
-    session.execute(delete(PortalSession).where(
-        PortalSession.expires_at < now - dt.timedelta(days=keep_sessions_days)))
-    old_tokens = select(SelfServiceToken.id).where(
-        SelfServiceToken.expires_at < now - dt.timedelta(days=keep_tokens_days))
-    session.execute(delete(PortalSession).where(PortalSession.token_id.in_(old_tokens)))
     session.execute(delete(SelfServiceToken).where(
         SelfServiceToken.expires_at < now - dt.timedelta(days=keep_tokens_days)))

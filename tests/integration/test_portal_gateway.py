@@ -1,6 +1,6 @@
 """The portal over HTTP: the gateway, the portal and tokens services are real containers on
 one RabbitMQ vhost with migrated SQLite databases; only signup (settings, API keys) and documents
-(list, PDF) are replaced by small fakes answering their RPCs.
+(the PDF) are replaced by small fakes answering their RPCs.
 
 Covers: token minting over the API and its validity edges, the exchange and redirect, cookie
 attributes (local and behind HTTPS, for iframes), expiry with the tokens service's frozen clock,
@@ -23,7 +23,6 @@ from urllib.parse import parse_qs, urlparse
 import kombu
 import pytest
 import requests
-from nameko.exceptions import MethodNotFound
 from nameko.rpc import rpc
 from nameko.standalone.events import event_dispatcher
 from nameko.standalone.rpc import ClusterRpcProxy
@@ -54,7 +53,6 @@ class Fakes:
         self.keys: dict[str, dict] = {}
         self.settings: dict[str, dict] = {}
         self.documents: list[dict] = []
-        self.documents_missing = False
 
 
 FAKE = Fakes()
@@ -73,18 +71,14 @@ class FakeSignup:
     def get_settings(self, merchant_id):
         return copy.deepcopy(FAKE.settings.get(merchant_id, {}))
 
+    @rpc
+    def update_self_service_settings(self, merchant_id, body):
+        FAKE.settings[merchant_id].update(body)
+        return copy.deepcopy(FAKE.settings[merchant_id])
+
 
 class FakeDocuments:
     name = "documents"
-
-    @rpc
-    def list_documents(self, merchant_id, contract_id=None, customer_id=None, kind=None,
-                       page=1, per_page=50):
-        if FAKE.documents_missing:
-            raise MethodNotFound("list_documents")
-        return {"items": [{k: v for k, v in d.items() if k != "pdf"} for d in FAKE.documents
-                          if d["merchant_id"] == merchant_id
-                          and contract_id in (None, d["contract_id"])]}
 
     @rpc
     def get_pdf(self, merchant_id, document_id, contract_id=None):
@@ -132,6 +126,18 @@ class Stack:
         wait_until(lambda: self.api("GET", f"/api/v1/contracts/{payload['contract_id']}",
                                     merchant).status_code == 200, 10, what="the contract")
         return payload["contract_id"]
+
+    def announce_invoice(self, document: dict) -> None:
+        """``InvoiceIssued`` for a fake document, as the documents service would publish it."""
+        event = events.new_event(
+            "InvoiceIssued", merchant_id=document["merchant_id"], aggregate_id=document["id"],
+            payload={"document_id": document["id"], "number": document["number"],
+                     "contract_id": document["contract_id"], "customer_id": "cus_1",
+                     "issue_date": dt.date(2026, 1, 1), "currency": "EUR",
+                     "net_total": Decimal("29.00"), "tax_total": Decimal("5.51"),
+                     "gross_total": Decimal("34.51")})
+        event_dispatcher({"AMQP_URI": self.amqp_uri})("documents", "InvoiceIssued",
+                                                      event.body())
 
     def api(self, method, path, merchant: Merchant, **kwargs) -> requests.Response:
         return requests.request(method, self.base_url + path, timeout=10,
@@ -211,7 +217,8 @@ def order_payload(*, trial_days=0, notice=None, minimum_term=None, language="en"
 def make_stack(start_service, container_factory, rabbit_config):
     FAKE.__init__()
 
-    def make(public_url: str | None = None, **tokens_config) -> Stack:
+    def make(public_url: str | None = None, gateway_config: dict | None = None,
+             **tokens_config) -> Stack:
         port = free_port()
         base_url = f"http://127.0.0.1:{port}"
         public_url = public_url or base_url
@@ -219,11 +226,14 @@ def make_stack(start_service, container_factory, rabbit_config):
         tokens = start_service(TokensService, "tokens", PUBLIC_URL=public_url, **tokens_config)
         clock = FrozenClock(dt.datetime.now(dt.UTC).replace(microsecond=0))
         dependency(tokens, Clock).clock = clock
+        dependency(portal, Clock).clock = clock  # sessions expire by the portal's clock
         for fake in (FakeSignup, FakeDocuments):
             container_factory(fake, rabbit_config).start()
         container_factory(GatewayService, {
             **rabbit_config, "WEB_SERVER_ADDRESS": f"127.0.0.1:{port}",
-            "SECRET_KEY": "integration-secret", "PUBLIC_URL": public_url}).start()
+            "SECRET_KEY": "integration-secret", "PUBLIC_URL": public_url,
+            # the fakes' settings change under the gateway's feet: no cache unless a test asks
+            "SETTINGS_CACHE_SECONDS": 0, **(gateway_config or {})}).start()
         return Stack(base_url, rabbit_config["AMQP_URI"], tokens, portal, clock)
 
     return make
@@ -500,7 +510,11 @@ def test_cross_contract_access_matrix(stack):
          "currency": "EUR", "pdf": b"%PDF-1.7 " + c.encode()}
         for i, (m, c) in enumerate([(merchant, mine), (merchant, sibling),
                                     (other_merchant, foreign)])]
+    for document in FAKE.documents:
+        stack.announce_invoice(document)
     browser = stack.signed_in(merchant, mine)
+    wait_until(lambda: f"doc_{mine}" in browser.get("/portal/documents").text, 10,
+               what="the invoice in the list")
 
     assert browser.get(f"/portal/documents/doc_{mine}/pdf").status_code == 200
     for other in (sibling, foreign):
@@ -669,21 +683,42 @@ def test_language_switching(stack):
 def test_documents_list_and_download_through_the_session(stack):
     merchant = stack.merchant()
     contract_id = stack.contract(merchant)
-    FAKE.documents = [{"id": "doc_1", "merchant_id": merchant.id, "contract_id": contract_id,
-                       "kind": "invoice", "number": "RE-2026-0001", "issue_date": "2026-01-01",
-                       "gross_total": "34.51", "currency": "EUR", "pdf": b"%PDF-1.7 hello"}]
     browser = stack.signed_in(merchant, contract_id)
+    assert "No documents yet." in browser.get("/portal/documents").text
+
+    # the portal lists what the documents service announced; the PDF comes from there
+    FAKE.documents = [{"id": "doc_1", "merchant_id": merchant.id, "contract_id": contract_id,
+                       "number": "RE-2026-0001", "pdf": b"%PDF-1.7 hello"}]
+    stack.announce_invoice(FAKE.documents[0])
+    wait_until(lambda: "RE-2026-0001" in browser.get("/portal").text, 10, what="the invoice")
 
     listing = browser.get("/portal/documents?language=de").text
     assert "RE-2026-0001" in listing and "34,51" in listing
+    assert 'href="/portal/documents/doc_1/pdf"' in listing
     pdf = browser.get("/portal/documents/doc_1/pdf")
     assert pdf.status_code == 200 and pdf.content == b"%PDF-1.7 hello"
     assert pdf.headers["Content-Type"] == "application/pdf"
     assert pdf.headers["Content-Disposition"] == 'attachment; filename="RE-2026-0001.pdf"'
     assert pdf.headers["Referrer-Policy"] == "no-referrer"
+    # another contract's session sees neither the entry nor the file
+    other = stack.signed_in(merchant, stack.contract(merchant))
+    assert "RE-2026-0001" not in other.get("/portal/documents").text
+    assert other.get("/portal/documents/doc_1/pdf").status_code == 404
 
-    FAKE.documents_missing = True  # a documents service without the list yet
-    assert "No documents yet." in browser.get("/portal/documents").text
+
+def test_settings_are_cached_briefly_and_a_change_through_the_api_is_seen_at_once(make_stack):
+    stack = make_stack(gateway_config={"SETTINGS_CACHE_SECONDS": 60})
+    merchant = stack.merchant(styling={"button": "#111111"})
+    browser = stack.signed_in(merchant, stack.contract(merchant))
+    assert "--button: #111111" in browser.get("/portal").text
+
+    FAKE.settings[merchant.id]["styling"] = {"button": "#222222"}  # changed elsewhere
+    assert "--button: #111111" in browser.get("/portal").text  # within the cache's time
+
+    reply = stack.api("PUT", "/api/v1/settings/self-service", merchant,
+                      json={"styling": {"button": "#333333"}})
+    assert reply.status_code == 200
+    assert "--button: #333333" in browser.get("/portal").text
 
 
 # -- REST API ------------------------------------------------------------------------------------

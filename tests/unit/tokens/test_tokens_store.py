@@ -1,5 +1,6 @@
-"""Self-service tokens and portal sessions: minting, validity edges, exchange, revocation,
-rate limiting. Time comes from a FrozenClock; the database is SQLite in memory."""
+"""Self-service tokens: minting, validity edges, accepting (the exchange), revocation, known
+contracts, rate limiting. Time comes from a FrozenClock; the database is SQLite in memory.
+(Portal sessions are the portal service's: tests/unit/portal/test_portal_sessions.py.)"""
 import datetime as dt
 import hashlib
 
@@ -8,7 +9,7 @@ from sqlalchemy import select, text
 
 from services.common.errors import Gone, InvalidInput, RateLimited, Unauthorized
 from services.tokens import store
-from services.tokens.models import FailedAttempt, PortalSession, SelfServiceToken
+from services.tokens.models import FailedAttempt, KnownContract, SelfServiceToken
 
 PUBLIC = "https://portal.example.com"
 M1, M2 = "m_one", "m_two"
@@ -22,7 +23,7 @@ def mint(db, clock, minutes=60, merchant=M1, contract=C1):
 
 
 def exchange(db, token, clock, session_minutes=120):
-    result = store.exchange(db, token, clock.now(), session_minutes)
+    result = store.accept(db.session, token, clock.now(), session_minutes)
     db.commit()
     return result
 
@@ -101,42 +102,29 @@ def test_a_token_works_until_its_expiry_and_not_one_second_after(db, clock, minu
         exchange(db, token, clock)
 
 
-def test_a_session_ends_no_later_than_its_token(db, clock):
+def test_a_session_may_last_no_longer_than_its_token(db, clock):
     token = mint(db, clock, 30)["token"]
     clock.advance(minutes=20)
 
-    session = exchange(db, token, clock, session_minutes=120)
+    accepted = exchange(db, token, clock, session_minutes=120)
 
-    assert session["expires_at"] == "2026-03-10T12:30:00+00:00"  # the token's end, not +120
-    clock.advance(minutes=9, seconds=59)
-    assert store.verify_session(db.session, session["session_id"], clock.now())["contract_id"] \
-        == C1
-    clock.advance(seconds=1)
-    with pytest.raises(Gone):
-        store.verify_session(db.session, session["session_id"], clock.now())
+    assert accepted["expires_at"].isoformat() == "2026-03-10T12:30:00+00:00"  # not +120
+    assert (accepted["merchant_id"], accepted["contract_id"]) == (M1, C1)
+    assert accepted["token_id"].startswith("tok_")
 
 
 def test_a_long_token_gives_sessions_of_the_configured_length(db, clock):
     token = mint(db, clock, 10080)["token"]
-    session = exchange(db, token, clock, session_minutes=120)
-    assert session["expires_at"] == "2026-03-10T14:00:00+00:00"
+    accepted = exchange(db, token, clock, session_minutes=120)
+    assert accepted["expires_at"].isoformat() == "2026-03-10T14:00:00+00:00"
 
 
 def test_a_token_can_be_exchanged_again_within_its_lifetime(db, clock):
     token = mint(db, clock, 60)["token"]
-    first = exchange(db, token, clock)  # the mail scanner
+    exchange(db, token, clock)  # the mail scanner
     clock.advance(minutes=5)
-    second = exchange(db, token, clock)  # the customer
-
-    assert first["session_id"] != second["session_id"]
-    for session in (first, second):
-        assert session["session_id"].startswith("ps_")
-        info = store.verify_session(db.session, session["session_id"], clock.now())
-        assert (info["merchant_id"], info["contract_id"]) == (M1, C1)
+    assert exchange(db, token, clock)["contract_id"] == C1  # the customer
     assert db.session.scalar(select(SelfServiceToken.exchanges)) == 2
-    stored = db.session.scalars(select(PortalSession.session_hash)).all()
-    assert hashlib.sha256(first["session_id"].encode()).hexdigest() in stored
-    assert first["session_id"] not in stored
 
 
 # -- refusals ------------------------------------------------------------------------------------
@@ -147,7 +135,7 @@ def test_a_token_can_be_exchanged_again_within_its_lifetime(db, clock):
     "pt_" + "a" * 42 + "\n", None, 42, ["pt_" + "a" * 43]])
 def test_malformed_tokens_are_unauthorized(db, clock, token):
     with pytest.raises(Unauthorized) as refused:
-        store.exchange(db, token, clock.now(), 120)
+        store.accept(db.session, token, clock.now(), 120)
     assert refused.value.fields["token"][0]["code"] == "malformed"
 
 
@@ -157,29 +145,18 @@ def test_tampered_and_unknown_tokens_are_unauthorized(db, clock):
     tampered = token[:-1] + ("A" if last != "A" else "B")
     for candidate in (tampered, store.new_secret(store.TOKEN_PREFIX)):
         with pytest.raises(Unauthorized) as refused:
-            store.exchange(db, candidate, clock.now(), 120)
+            store.accept(db.session, candidate, clock.now(), 120)
         assert refused.value.fields["token"][0]["code"] == "unknown"
         assert C1 not in str(refused.value.fields) and M1 not in str(refused.value)
-
-
-def test_a_session_id_is_not_a_token_and_a_token_not_a_session(db, clock):
-    token = mint(db, clock)["token"]
-    session_id = exchange(db, token, clock)["session_id"]
-    with pytest.raises(Unauthorized):
-        store.exchange(db, session_id, clock.now(), 120)
-    with pytest.raises(Unauthorized):
-        store.verify_session(db.session, token, clock.now())
 
 
 # -- revocation ----------------------------------------------------------------------------------
 
 
-def test_revoking_a_contract_ends_its_tokens_and_sessions_at_once(database, db, clock):
+def test_revoking_a_contract_ends_its_tokens_at_once(database, db, clock):
     kept = mint(db, clock, merchant=M1, contract=C2)["token"]
     other_merchant = mint(db, clock, merchant=M2, contract=C1)["token"]
     first, second = mint(db, clock)["token"], mint(db, clock)["token"]
-    session = exchange(db, first, clock)["session_id"]
-    kept_session = exchange(db, kept, clock)["session_id"]
 
     revoked = store.revoke_contract(db, M1, C1, clock.now())
     db.commit()
@@ -189,29 +166,32 @@ def test_revoking_a_contract_ends_its_tokens_and_sessions_at_once(database, db, 
         with pytest.raises(Gone) as refused:
             exchange(db, token, clock)
         assert refused.value.fields["token"][0]["code"] == "revoked"
-    with pytest.raises(Gone):
-        store.verify_session(db.session, session, clock.now())
     # the contract's siblings and another merchant's same-named contract keep working
-    assert store.verify_session(db.session, kept_session, clock.now())["contract_id"] == C2
+    assert exchange(db, kept, clock)["contract_id"] == C2
     assert exchange(db, other_merchant, clock)["merchant_id"] == M2
     event = database.outbox()[-1]
     assert event["type"] == "SelfServiceTokensRevoked"
     assert event["payload"] == {"contract_id": C1, "revoked": 2}
-    # revoking again finds nothing live and announces nothing
+    # revoking again finds nothing live and announces nothing ...
     assert store.revoke_contract(db, M1, C1, clock.now()) == 0
     db.commit()
     assert database.outbox()[-1] == event
+    # ... unless the portal service ended sessions (tokens already expired, sessions not)
+    assert store.revoke_contract(db, M1, C1, clock.now(), sessions_ended=1) == 0
+    db.commit()
+    assert database.outbox()[-1]["payload"] == {"contract_id": C1, "revoked": 0}
 
 
-def test_ending_a_session_logs_out_only_that_session(db, clock):
-    token = mint(db, clock)["token"]
-    one, two = exchange(db, token, clock)["session_id"], exchange(db, token, clock)["session_id"]
-    assert store.end_session(db.session, one, clock.now()) is True
-    assert store.end_session(db.session, one, clock.now()) is False
-    assert store.end_session(db.session, "garbage", clock.now()) is False
-    with pytest.raises(Gone):
-        store.verify_session(db.session, one, clock.now())
-    assert store.verify_session(db.session, two, clock.now())["contract_id"] == C1
+# -- known contracts ------------------------------------------------------------------------------
+
+
+def test_known_contracts_remember_their_merchant_once(db):
+    assert store.contract_owner(db.session, C1) is None
+    store.remember_contract(db.session, M1, C1)
+    store.remember_contract(db.session, M1, C1)  # a replay, or a lookup racing the event
+    db.commit()
+    assert store.contract_owner(db.session, C1) == M1
+    assert db.session.scalar(select(text("count(*)")).select_from(KnownContract)) == 1
 
 
 # -- failed attempts -----------------------------------------------------------------------------
@@ -233,7 +213,7 @@ def test_failed_attempts_are_limited_per_client_and_window(db, clock):
     store.check_rate(db.session, client, clock.now(), 3, 600)
 
 
-def test_purge_forgets_old_windows_sessions_and_tokens(db, clock):
+def test_purge_forgets_old_windows_and_tokens(db, clock):
     old = mint(db, clock, 60)["token"]
     exchange(db, old, clock)
     store.record_failure(db.session, "client", clock.now(), 600)
@@ -246,6 +226,5 @@ def test_purge_forgets_old_windows_sessions_and_tokens(db, clock):
     db.commit()
 
     assert db.session.scalar(select(text("count(*)")).select_from(SelfServiceToken)) == 1
-    assert db.session.scalar(select(text("count(*)")).select_from(PortalSession)) == 1
     assert db.session.scalar(select(text("count(*)")).select_from(FailedAttempt)) == 0
     assert exchange(db, fresh, clock)["contract_id"] == C1
