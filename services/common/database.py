@@ -12,6 +12,7 @@ SQLite's C busy-wait. Keep transactions short and never make an RPC call while h
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import json
 import logging
 import weakref
@@ -25,7 +26,9 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
+    bindparam,
     create_engine,
     event,
     select,
@@ -129,17 +132,27 @@ def make_engine(url: str, *, pool_size: int = 12) -> Engine:
                          pool_timeout=30)
 
 
+@functools.cache
+def _bump_sequence(table: Table, dialect: str):
+    """The upsert behind ``next_sequence``, built once per table and dialect (building a
+    statement costs more than running it, and every event staged runs it)."""
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).values(aggregate_id=bindparam("aggregate_id"), last_sequence=1) \
+        .on_conflict_do_update(index_elements=[table.c.aggregate_id],
+                               set_={"last_sequence": table.c.last_sequence + 1}) \
+        .returning(table.c.last_sequence)
+
+
+@functools.cache
+def _insert_outbox(table: Table):
+    return table.insert()
+
+
 def next_sequence(session: Session, metadata: MetaData, aggregate_id: str) -> int:
     """Atomically bump the per-aggregate counter (row-locked on PostgreSQL)."""
-    table = metadata.tables["outbox_sequences"]
-    dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    stmt = insert(table).values(aggregate_id=aggregate_id, last_sequence=1)
-    stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.aggregate_id],
-        set_={"last_sequence": table.c.last_sequence + 1},
-    ).returning(table.c.last_sequence)
-    return session.execute(stmt).scalar_one()
+    stmt = _bump_sequence(metadata.tables["outbox_sequences"],
+                          session.get_bind().dialect.name)
+    return session.execute(stmt, {"aggregate_id": aggregate_id}).scalar_one()
 
 
 def stage_event(session: Session, metadata: MetaData, event: ev.Event) -> ev.Event:
@@ -149,12 +162,12 @@ def stage_event(session: Session, metadata: MetaData, event: ev.Event) -> ev.Eve
     correlation_id = current_correlation_id()
     if correlation_id:
         headers["nameko.correlation_id"] = correlation_id
-    session.execute(metadata.tables["outbox"].insert().values(
-        event_id=sequenced.event_id, type=sequenced.type, exchange=sequenced.kind.exchange,
-        merchant_id=sequenced.merchant_id, aggregate_id=sequenced.aggregate_id,
-        sequence=sequenced.sequence, body=json.dumps(sequenced.body()),
-        headers=json.dumps(headers), status="pending", attempts=0, created_at=utcnow(),
-    ))
+    session.execute(_insert_outbox(metadata.tables["outbox"]), {
+        "event_id": sequenced.event_id, "type": sequenced.type,
+        "exchange": sequenced.kind.exchange, "merchant_id": sequenced.merchant_id,
+        "aggregate_id": sequenced.aggregate_id, "sequence": sequenced.sequence,
+        "body": json.dumps(sequenced.body()), "headers": json.dumps(headers),
+        "status": "pending", "attempts": 0, "created_at": utcnow()})
     return sequenced
 
 

@@ -116,13 +116,19 @@ def cancellation_end(contract: Contract, requested_on: dt.date) -> dt.date:
         notice=notice(contract), minimum_term=minimum_term(contract), requested_on=requested_on)
 
 
-def contract_view(session: Session, contract: Contract, today: dt.date) -> dict:
+def contract_view(session: Session, contract: Contract, today: dt.date, *,
+                  customer: Customer | None = None,
+                  account: ledger.Account | None = None) -> dict:
     """The contract as the portal and the API show it (dates ISO, money as strings).
 
     End dates are exclusive (``end_date`` is the first day no longer covered); ``last_day`` is
-    the last day covered, for display.
+    the last day covered, for display. ``customer`` and ``account`` may be passed in when the
+    caller has already read them.
     """
-    customer = session.get(Customer, contract.customer_id)
+    if customer is None:
+        customer = session.get(Customer, contract.customer_id)
+    if account is None:
+        account = ledger.Account.of(session, contract)
     current = state(contract, today)
     period = domain.current_period(contract.billing_start, months(contract), today,
                                    contract.end_date)
@@ -173,7 +179,7 @@ def contract_view(session: Session, contract: Contract, today: dt.date) -> dict:
         "components": contract.components,
         "coupon": contract.coupon,
         "payment_method": _public_payment_method(contract.payment_method),
-        "balance": ledger.balance(session, contract),
+        "balance": account.balance(),
         "external_id": contract.external_id,
         "language": contract.language,
         "additional_data": contract.additional_data or {},

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 
-from sqlalchemy import func, select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from services.common import events, money
@@ -59,44 +59,61 @@ def _book(db: UnitOfWork, event: events.Event, entry_id: str, kind: str, contrac
 def balance(session: Session, contract: Contract) -> dict:
     """``{"amount": "29.00", "currency": "EUR", "invoiced", "fees", "credited", "paid"}``; a
     positive amount is what the customer owes."""
-    rows = session.execute(
-        select(AccountEntry.kind, func.coalesce(func.sum(AccountEntry.amount_minor), 0))
-        .where(AccountEntry.merchant_id == contract.merchant_id,
-               AccountEntry.contract_id == contract.id,
-               AccountEntry.currency == contract.currency)
-        .group_by(AccountEntry.kind)).all()
-    totals = {kind: int(total) for kind, total in rows}
-    owed = sum(SIGN.get(kind, 0) * total for kind, total in totals.items())
-    currency = contract.currency
+    return Account(_entries(session, contract), contract.currency).balance()
 
-    def as_money(minor: int) -> str:
-        return str(money.from_minor(minor, currency))
 
-    return {"amount": as_money(owed), "currency": currency,
-            "invoiced": as_money(totals.get(INVOICE, 0)),
-            "fees": as_money(totals.get(FEE, 0)),
-            "credited": as_money(totals.get(CREDIT_NOTE, 0)),
-            "paid": as_money(totals.get(PAYMENT, 0))}
+# built once: constructing the statement costs more than running it (every portal page)
+_ENTRIES = (
+    select(AccountEntry.id, AccountEntry.kind, AccountEntry.number, AccountEntry.currency,
+           AccountEntry.amount_minor, AccountEntry.booked_on)
+    .where(AccountEntry.merchant_id == bindparam("merchant_id"),
+           AccountEntry.contract_id == bindparam("contract_id"))
+    .order_by(AccountEntry.booked_on.desc(), AccountEntry.created_at.desc(),
+              AccountEntry.id.desc()))
+
+
+def _entries(session: Session, contract: Contract) -> list:
+    """The contract's entries, newest first, as plain rows (one query, no ORM objects)."""
+    return session.execute(_ENTRIES, {"merchant_id": contract.merchant_id,
+                                      "contract_id": contract.id}).all()
+
+
+class Account:
+    """A contract's entries, read once, giving both its balance and its documents."""
+
+    def __init__(self, entries: list, currency: str):
+        self.entries = entries
+        self.currency = currency
+
+    @classmethod
+    def of(cls, session: Session, contract: Contract) -> Account:
+        return cls(_entries(session, contract), contract.currency)
+
+    def balance(self) -> dict:
+        totals = {INVOICE: 0, FEE: 0, CREDIT_NOTE: 0, PAYMENT: 0}
+        for entry in self.entries:
+            if entry.currency == self.currency and entry.kind in totals:
+                totals[entry.kind] += int(entry.amount_minor)
+        owed = sum(SIGN[kind] * total for kind, total in totals.items())
+
+        def as_money(minor: int) -> str:
+            return str(money.from_minor(minor, self.currency))
+
+        return {"amount": as_money(owed), "currency": self.currency,
+                "invoiced": as_money(totals[INVOICE]), "fees": as_money(totals[FEE]),
+                "credited": as_money(totals[CREDIT_NOTE]), "paid": as_money(totals[PAYMENT])}
+
+    def documents(self, limit: int = 100) -> list[dict]:
+        """Issued documents, newest first, as the portal lists them: ``{"id", "kind",
+        "number", "issue_date", "gross_total", "currency"}`` (a reminder shows its fee).
+
+        The portal lists documents from its own ledger, so a page needs no call to the
+        documents service (and the list always agrees with the balance); the PDF itself still
+        comes from there."""
+        return [{"id": entry.id, "kind": DOCUMENT_KINDS[entry.kind], "number": entry.number,
+                 "issue_date": entry.booked_on.isoformat(), "currency": entry.currency,
+                 "gross_total": str(money.from_minor(entry.amount_minor, entry.currency))}
+                for entry in self.entries if entry.kind in DOCUMENT_KINDS][:limit]
 
 
 DOCUMENT_KINDS = {INVOICE: "invoice", CREDIT_NOTE: "credit_note", FEE: "reminder"}
-
-
-def documents(session: Session, contract: Contract, limit: int = 100) -> list[dict]:
-    """The contract's issued documents, newest first, as the portal lists them: ``{"id",
-    "kind", "number", "issue_date", "gross_total", "currency"}`` (a reminder shows its fee).
-
-    The portal shows documents from its own ledger, so a page needs no call to the documents
-    service; the PDF itself still comes from there."""
-    rows = session.scalars(
-        select(AccountEntry)
-        .where(AccountEntry.merchant_id == contract.merchant_id,
-               AccountEntry.contract_id == contract.id,
-               AccountEntry.kind.in_(DOCUMENT_KINDS))
-        .order_by(AccountEntry.booked_on.desc(), AccountEntry.created_at.desc(),
-                  AccountEntry.id.desc())
-        .limit(limit))
-    return [{"id": row.id, "kind": DOCUMENT_KINDS[row.kind], "number": row.number,
-             "issue_date": row.booked_on.isoformat(), "currency": row.currency,
-             "gross_total": str(money.from_minor(row.amount_minor, row.currency))}
-            for row in rows]

@@ -15,7 +15,7 @@ from services.common import customer_fields
 from services.common.clock import Clock
 from services.common.database import Database
 from services.common.entrypoints import event_handler, rpc, timer
-from services.common.errors import InvalidInput
+from services.common.errors import InvalidInput, NotFound
 from services.common.health import HealthRpc
 from services.common.telemetry import Correlation
 
@@ -95,14 +95,17 @@ class PortalService(HealthRpc):
         → ``{"merchant_id", "contract_id", "expires_at", "contract": {...}, "documents":
         [...] | None}``; ``Unauthorized`` (malformed, unknown session) or ``Gone`` (expired,
         revoked, signed out)."""
-        row = sessions.verify(self.db.session, session_id, self.clock.now())
-        contract = contracts.get_contract(self.db.session, row.merchant_id, row.contract_id)
+        row, contract, customer = sessions.verify_with_contract(
+            self.db.session, session_id, self.clock.now())
+        if contract is None:
+            raise NotFound("contract not found")
+        account = ledger.Account.of(self.db.session, contract)
         return {"merchant_id": row.merchant_id, "contract_id": row.contract_id,
                 "expires_at": sessions.aware(row.expires_at).isoformat(),
                 "contract": contracts.contract_view(self.db.session, contract,
-                                                    self.clock.today()),
-                "documents": ledger.documents(self.db.session, contract) if documents
-                else None}
+                                                    self.clock.today(), customer=customer,
+                                                    account=account),
+                "documents": account.documents() if documents else None}
 
     # -- portal sessions (opened by the tokens service when it accepts a token) -----------------
     @rpc
