@@ -51,6 +51,8 @@ Language = Literal["en", "de", "fr"]
 TaxCategory = Literal["S", "Z", "AE", "O"]
 
 KINDS: tuple[str, ...] = ("invoice", "credit_note", "reminder")
+# Babel locale per document language (dates, money, country names)
+LOCALES = {"en": "en_GB", "de": "de_DE", "fr": "fr_FR"}
 LANGUAGES: tuple[str, ...] = ("en", "de", "fr")
 TAX_CATEGORIES: tuple[str, ...] = ("S", "Z", "AE", "O")
 

@@ -574,7 +574,7 @@ def _reminder(db: UnitOfWork, settings: Settings, invoice: Document,
     language = contract.language if contract.language in ("en", "de", "fr") else "en"
     from babel.dates import format_date
 
-    from .rendering import LOCALES
+    from .document import LOCALES
     label = billing.TEXTS["overdue"][language].format(
         number=invoice.number,
         date=format_date(invoice.issue_date, format="medium", locale=LOCALES[language]))

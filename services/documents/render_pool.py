@@ -155,7 +155,7 @@ class InlineRenderer:
 
     def start(self, wait: bool = True) -> InlineRenderer:
         if wait:
-            tpool.execute(render_worker.rendering.load_fonts)
+            tpool.execute(render_worker.load_fonts)
         return self
 
     def render(self, job: dict[str, Any]) -> dict[str, Any]:

@@ -8,6 +8,10 @@ and a pickle; only the documents service's own parent process talks to it.
 A job is ``{"content": <document content dict>, "logo": bytes | None, "created_at": datetime,
 "einvoice": bool}``; the answer is ``{"pdf", "xml", "pdf_sha256", "xml_sha256",
 "einvoice_error", "cpu_ms"}`` or ``{"error": "..."}``.
+
+The documents service imports this module for the frame protocol only: fpdf2, fontTools,
+lxml and the factur-x package (about 38 MB of the service's memory) are imported where a
+document is rendered, i.e. in the worker processes (or with ``RENDER_WORKERS: 0``).
 """
 from __future__ import annotations
 
@@ -19,8 +23,6 @@ import sys
 import time
 from typing import Any
 
-from . import content, rendering
-
 _HEADER = struct.Struct(">I")
 
 
@@ -28,6 +30,8 @@ def render_job(job: dict[str, Any]) -> dict[str, Any]:
     """Render one document: a Factur-X PDF (+ its XML) for invoices and credit notes, a plain
     PDF/A for reminders — or for an e-invoice EN 16931 refuses (e.g. the merchant has not set
     a VAT ID yet), with the reason in ``einvoice_error``."""
+    from . import content, rendering  # here, not at import: see the module docstring
+
     started = time.process_time()
     doc = content.from_content(job["content"], job.get("logo"))
     xml = None
@@ -46,6 +50,12 @@ def render_job(job: dict[str, Any]) -> dict[str, Any]:
         "einvoice_error": error,
         "cpu_ms": (time.process_time() - started) * 1000,
     }
+
+
+def load_fonts() -> None:
+    from . import rendering
+
+    rendering.load_fonts()
 
 
 def send_frame(sock: socket.socket, obj: Any) -> None:
@@ -72,7 +82,7 @@ def recv_frame(sock: socket.socket) -> Any:
 def main(argv: list[str]) -> int:
     sock = socket.socket(fileno=int(argv[0]))
     sock.setblocking(True)  # the parent's eventlet made it non-blocking before it was inherited
-    rendering.load_fonts()
+    load_fonts()
     send_frame(sock, {"ready": True})
     while True:
         try:

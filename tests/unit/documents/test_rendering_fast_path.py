@@ -154,3 +154,25 @@ def test_xml_that_fails_the_xsd_is_refused_before_anything_is_embedded():
 def test_reminders_have_no_factur_x():
     with pytest.raises(EInvoiceError):
         render_facturx(make_reminder())
+
+
+@pytest.mark.parametrize("level", ["en16931", None])
+@pytest.mark.parametrize("text", [
+    "Rechnung INV-2026-00001", "Müller & Söhne <GmbH> \"quoted\" 'single'", "a\tb\nc\rd",
+    "Ελληνικά, кириллица, 🧾 emoji", "", "marker \ue000title\ue001 inside", "x" * 300,
+])
+def test_xmp_from_the_template_equals_the_factur_x_packages_own(text, level):
+    created = datetime(2026, 11, 3, 12, 30, 5, tzinfo=UTC)
+    kwargs = dict(title=f"Rechnung {text}", author=text, subject=f"{text}!",
+                  producer="fpdf2 test", creator_tool="Portico", facturx_level=level)
+    expected = rendering._xmp_package(
+        rendering._xmp_fields(created, kwargs["title"], kwargs["author"], kwargs["subject"]),
+        "fpdf2 test", "Portico", level)
+    assert rendering.xmp_metadata(created, **kwargs) == expected
+    assert rendering.xmp_metadata(created, **kwargs) == expected  # from the cached template
+
+
+def test_xmp_with_characters_xml_forbids_is_refused_like_the_package_refuses_it():
+    with pytest.raises(ValueError):
+        rendering.xmp_metadata(CREATED, title="bell \x07", author="a", subject="s",
+                               producer="p", creator_tool="c", facturx_level=None)
