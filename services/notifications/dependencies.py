@@ -7,10 +7,13 @@
 - ``DispatchTimer``: a ``timer`` whose interval comes from config and that can be poked.
 - ``WebhookDispatcher``: claims due deliveries, sends them from a pool of green threads (a slow
   receiver never holds up the next tick) and records each result in its own transaction.
+- ``MailDispatcher``: the same for e-mails: claimed jobs go to a queue that a pool of senders
+  works through, each sender over one reused SMTP connection; a tick never waits for a batch.
 """
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import random
 import time
@@ -24,8 +27,9 @@ from services.common.clock import Clock
 from services.common.database import Database, UnitOfWork, stage_event
 from services.common.entrypoints import Timer
 
-from . import delivery, signing, url_guard, webhook_store, webhooks
-from .merchant_events import MerchantEventsRelay
+from . import delivery, mail_jobs, signing, url_guard, webhook_store, webhooks
+from .mailer import Mailer
+from .relays import MerchantEventsRelay, ServiceEventsRelay
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +78,8 @@ class NotificationsDatabase(Database):
         super().setup()
         self.merchant_relay = None
         if self.relay is not None:
+            self.relay = ServiceEventsRelay(self.engine, self.metadata, self.container.config,
+                                            name=self.container.service_name)
             self.merchant_relay = MerchantEventsRelay(self.engine, self.metadata,
                                                       self.container.config,
                                                       name=self.container.service_name)
@@ -226,3 +232,98 @@ class WebhookDispatcher(DependencyProvider):
         finally:
             self.in_flight.discard(claim.delivery_id)
 
+
+
+class MailDispatcher(DependencyProvider):
+    """Workers get ``dispatch_due(courier)``: claim what is due and hand it to the senders.
+
+    ``MAIL_CONCURRENCY`` (20) senders take jobs from one queue; ``MAIL_BATCH_SIZE`` (100) bounds
+    what is claimed (leased) but not yet started. A tick claims, queues, starts senders for the
+    free slots and returns: it never waits for a batch to finish, so a slow mail or a slow
+    service holds up only its own sender. While a backlog remains (the last claim was full),
+    a sender whose queue runs short pokes ``send_emails`` to claim more."""
+
+    def setup(self):
+        config = self.container.config
+        self.concurrency = max(1, int(config.get("MAIL_CONCURRENCY", 20)))
+        self.batch = max(1, int(config.get("MAIL_BATCH_SIZE", 100)))
+        self.pool = GreenPool(self.concurrency)
+        self.queue: LightQueue = LightQueue()
+        self.backlog = False
+        self.sent = 0
+
+    def _provider(self, cls):
+        for provider in self.container.dependencies:
+            if isinstance(provider, cls):
+                return provider
+        raise LookupError(cls)
+
+    def get_dependency(self, worker_ctx):
+        return self
+
+    def stop(self):
+        # Let started mails finish briefly; jobs not started yet give their lease back, so
+        # the next process sends them at once (a mail cut off mid-send is sent again after its
+        # lease, with the same Message-ID).
+        self.backlog = False
+        queued = []
+        while True:
+            try:
+                queued.append(self.queue.get_nowait()[0].id)
+            except Empty:
+                break
+        with contextlib.suppress(eventlet.Timeout), eventlet.Timeout(5):
+            self.pool.waitall()
+        for thread in list(self.pool.coroutines_running):
+            thread.kill()
+        if queued:
+            try:
+                with self._provider(NotificationsDatabase).transaction() as tx:
+                    mail_jobs.release(tx.session, queued)
+            except Exception:
+                log.exception("could not release %d queued e-mails; sent after their lease",
+                              len(queued))
+
+    def kill(self):
+        for thread in list(self.pool.coroutines_running):
+            thread.kill()
+
+    def dispatch_due(self, courier: mail_jobs.Courier) -> int:
+        """Claim up to the free room in the queue; ``courier`` (without ``send``) carries the
+        worker's RPC proxies and settings for these jobs."""
+        limit = self.batch - self.queue.qsize()
+        if limit <= 0:
+            return 0
+        db = self._provider(NotificationsDatabase)
+        with db.transaction() as tx:
+            jobs = mail_jobs.claim_due(tx.session, self._provider(Clock).clock.now(), limit)
+            custom = mail_jobs.custom_templates(tx.session, {j.merchant_id for j in jobs})
+        self.backlog = len(jobs) == limit
+        for job in jobs:
+            self.queue.put((job, dataclasses.replace(
+                courier, custom_templates=custom[job.merchant_id])))
+        for _ in range(min(self.pool.free(), self.queue.qsize())):
+            self.pool.spawn_n(self._sender)
+        return len(jobs)
+
+    def _sender(self):
+        db = self._provider(NotificationsDatabase)
+        mailer = self._provider(Mailer)
+        clock = self._provider(Clock).clock
+        with mailer.session() as send:
+            while True:
+                try:
+                    job, courier = self.queue.get_nowait()
+                except Empty:
+                    return
+                if self.backlog and self.queue.qsize() < self.concurrency:
+                    self.backlog = False
+                    self._poke()
+                mail_jobs.send_one(dataclasses.replace(courier, send=send), job,
+                                   db.transaction, clock.now)
+                self.sent += 1
+
+    def _poke(self):
+        for entrypoint in self.container.entrypoints:
+            if isinstance(entrypoint, DispatchTimer) and entrypoint.method_name == "send_emails":
+                entrypoint.poke()

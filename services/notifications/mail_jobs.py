@@ -30,7 +30,7 @@ from email.message import EmailMessage
 
 import eventlet
 from nameko.exceptions import IncorrectSignature, MethodNotFound
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from services.common import events
@@ -71,7 +71,7 @@ def _message_id(domain: str) -> str:
 
 def queue_for_event(session: Session, event: events.Event, kind: str, now: dt.datetime,
                     domain: str) -> MailLog:
-    payload = event.kind.schema().dump(event.payload)
+    payload = events.payload_schema(event.type).dump(event.payload)
     row = MailLog(
         id=f"mail_{uuid.uuid4().hex}", merchant_id=event.merchant_id,
         cause_event_id=event.event_id, cause_type=event.type,
@@ -111,30 +111,45 @@ class Job:
 
 def claim_due(session: Session, now: dt.datetime, limit: int,
               exclude: set[str] | frozenset = frozenset()) -> list[Job]:
-    query = (select(MailLog)
-             .where(MailLog.status.in_(("queued", "retrying")), MailLog.next_attempt_at <= now,
-                    or_(MailLog.lease_until.is_(None), MailLog.lease_until <= now))
-             .order_by(MailLog.next_attempt_at, MailLog.id).limit(limit + len(exclude)))
+    t = MailLog.__table__  # plain statements: one claim per few mails, on the hot path
+    query = (select(t.c.id, t.c.merchant_id, t.c.kind, t.c.cause_event_id, t.c.cause,
+                    t.c.contract_id, t.c.document_id, t.c.language, t.c.message_id,
+                    t.c.attempts)
+             .where(t.c.status.in_(("queued", "retrying")), t.c.next_attempt_at <= now,
+                    or_(t.c.lease_until.is_(None), t.c.lease_until <= now))
+             .order_by(t.c.next_attempt_at, t.c.id).limit(limit + len(exclude)))
     if session.get_bind().dialect.name == "postgresql":
         query = query.with_for_update(skip_locked=True)
     jobs = []
-    for row in session.scalars(query):
+    for row in session.execute(query):
         if row.id in exclude or len(jobs) >= limit:
             continue
-        row.lease_until = now + LEASE
         jobs.append(Job(row.id, row.merchant_id, row.kind, row.cause_event_id,
                         json.loads(row.cause) if row.cause else None, row.contract_id,
                         row.document_id, row.language, row.message_id, row.attempts + 1))
+    if jobs:
+        session.execute(t.update().where(t.c.id.in_([j.id for j in jobs]))
+                        .values(lease_until=now + LEASE))
     return jobs
+
+
+def release(session: Session, ids: list[str]) -> None:
+    """Give back the lease of claimed jobs that were never started (the service is stopping)."""
+    session.execute(update(MailLog).where(MailLog.id.in_(ids),
+                                          MailLog.status.in_(("queued", "retrying")))
+                    .values(lease_until=None))
+
+
+def _set(session: Session, job: Job, **values) -> None:
+    # an UPDATE by key, no read first; rows of this session's identity map follow it
+    session.execute(update(MailLog).where(MailLog.id == job.id).values(**values))
 
 
 def record_sent(session: Session, job: Job, now: dt.datetime, *, recipient: str,
                 subject: str, language: str) -> list[events.Event]:
-    row = session.get(MailLog, job.id)
-    row.status, row.attempts, row.sent_at = "sent", job.attempt, now
-    row.recipient, row.subject, row.language = recipient, subject[:300], language
-    row.lease_until = row.next_attempt_at = None
-    row.error = None
+    _set(session, job, status="sent", attempts=job.attempt, sent_at=now, recipient=recipient,
+         subject=subject[:300], language=language, lease_until=None, next_attempt_at=None,
+         error=None)
     return [events.new_event(
         "EmailSent", merchant_id=job.merchant_id, aggregate_id=job.contract_id or job.id,
         payload={"message_id": job.message_id, "kind": job.kind,
@@ -143,23 +158,21 @@ def record_sent(session: Session, job: Job, now: dt.datetime, *, recipient: str,
 
 
 def record_skipped(session: Session, job: Job, now: dt.datetime, reason: str) -> None:
-    row = session.get(MailLog, job.id)
-    row.status, row.attempts, row.error = "skipped", job.attempt, reason[:1000]
-    row.lease_until = row.next_attempt_at = None
+    _set(session, job, status="skipped", attempts=job.attempt, error=reason[:1000],
+         lease_until=None, next_attempt_at=None)
 
 
 def record_failure(session: Session, job: Job, now: dt.datetime, error: str, *,
                    transient: bool, rng: random.Random | None = None) -> None:
-    row = session.get(MailLog, job.id)
-    row.attempts, row.lease_until = job.attempt, None
     if transient and job.attempt < MAX_ATTEMPTS:
         delay = RETRY_SCHEDULE[job.attempt - 1] * (1 + (rng or random).uniform(-JITTER, JITTER))
-        row.status, row.next_attempt_at = "retrying", now + delay
-        row.error = error[:1000]
+        _set(session, job, status="retrying", attempts=job.attempt, lease_until=None,
+             next_attempt_at=now + delay, error=error[:1000])
     else:
-        row.status, row.next_attempt_at = "failed", None
-        row.error = (error if not transient else
-                     f"gave up after {job.attempt} attempts: {error}")[:1000]
+        _set(session, job, status="failed", attempts=job.attempt, lease_until=None,
+             next_attempt_at=None,
+             error=(error if not transient else
+                    f"gave up after {job.attempt} attempts: {error}")[:1000])
 
 
 # -- building one e-mail -----------------------------------------------------------------------

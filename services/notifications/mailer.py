@@ -10,6 +10,7 @@ import contextlib
 import email
 import smtplib
 import ssl
+import time
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -63,9 +64,12 @@ class SmtpTransport:
     kind = "smtp"
 
     def __init__(self, host: str, port: int, *, starttls: bool = False, username: str = "",
-                 password: str = "", timeout: float = 15.0):
+                 password: str = "", timeout: float = 15.0, max_idle: int = 20,
+                 idle_seconds: float = 30.0):
         self.host, self.port, self.starttls = host, port, starttls
         self.username, self.password, self.timeout = username, password, timeout
+        self.max_idle, self.idle_seconds = max_idle, idle_seconds
+        self._idle: list[tuple[float, _SmtpSession]] = []  # (since, session), newest last
 
     def send(self, message: EmailMessage) -> None:
         with self.session() as send:
@@ -73,12 +77,31 @@ class SmtpTransport:
 
     @contextlib.contextmanager
     def session(self):
-        """``send(message)`` over one connection, opened on first use and reused (a batch of
-        mails costs one connect, STARTTLS and login); a broken connection is reopened."""
-        session = _SmtpSession(self)
+        """``send(message)`` over one connection, opened on first use and reused: by this
+        session for a run of mails, and afterwards by the next session (up to ``max_idle``
+        connections wait, each for ``idle_seconds``), so mails cost no connect, STARTTLS and
+        login each. A connection the server has closed meanwhile is reopened once."""
+        session = self._take()
         try:
             yield session.send
         finally:
+            if session.smtp is not None and len(self._idle) < self.max_idle:
+                self._idle.append((time.monotonic(), session))
+            else:
+                session.close()
+
+    def _take(self) -> _SmtpSession:
+        while self._idle:
+            since, session = self._idle.pop()
+            if time.monotonic() - since < self.idle_seconds:
+                return session
+            session.close()
+        return _SmtpSession(self)
+
+    def close(self) -> None:
+        """Say goodbye on every waiting connection (the service is stopping)."""
+        idle, self._idle = self._idle, []
+        for _, session in idle:
             session.close()
 
     def connect(self) -> smtplib.SMTP:
@@ -170,6 +193,11 @@ class Mailer(DependencyProvider):
         self.sender = Address(display_name=name or "Portico", addr_spec=addr or
                               "noreply@localhost")
         self.message_domain = self.sender.domain or "portico.local"
+
+    def stop(self):
+        close = getattr(self.transport, "close", None)
+        if close is not None:
+            close()
 
     def get_dependency(self, worker_ctx):
         return self

@@ -10,7 +10,6 @@ transaction: ``dispatch_webhooks`` and ``send_emails``.
 from __future__ import annotations
 
 import eventlet
-from eventlet.greenpool import GreenPool
 from nameko.dependency_providers import Config
 from nameko.rpc import RpcProxy
 from sqlalchemy import select
@@ -31,7 +30,12 @@ from . import (
     url_guard,
     webhook_store,
 )
-from .dependencies import NotificationsDatabase, WebhookDispatcher, dispatch_timer
+from .dependencies import (
+    MailDispatcher,
+    NotificationsDatabase,
+    WebhookDispatcher,
+    dispatch_timer,
+)
 from .mailer import Mailer, dev_mail_page_enabled
 from .models import Base, EmailTemplate, MailLog
 from .webhook_store import aware
@@ -48,6 +52,7 @@ class NotificationsService(HealthRpc):
     config = Config()
     mailer = Mailer()
     webhook_dispatcher = WebhookDispatcher()
+    mail_dispatcher = MailDispatcher()
     portal_rpc = RpcProxy("portal")
     signup_rpc = RpcProxy("signup")
     tokens_rpc = RpcProxy("tokens")
@@ -134,29 +139,10 @@ class NotificationsService(HealthRpc):
 
     @dispatch_timer("MAIL_POLL_SECONDS")
     def send_emails(self):
-        now = self.clock.now()
-        batch = int(self.config.get("MAIL_BATCH_SIZE", 100))
-        jobs = mail_jobs.claim_due(self.db.session, now, batch)
-        custom = mail_jobs.custom_templates(self.db.session, {j.merchant_id for j in jobs})
-        self.db.commit()  # hold nothing while other services and the SMTP server answer
-        if len(jobs) == batch:
-            self.db.poke_after_commit("send_emails")  # more are waiting: run again at once
-
-        def sender():  # one transport connection per sender, reused for its share
-            with self.mailer.session() as send:
-                while jobs:
-                    job = jobs.pop(0)
-                    courier = mail_jobs.Courier(
-                        portal=self.portal_rpc, signup=self.signup_rpc, tokens=self.tokens_rpc,
-                        documents=self.documents_rpc, send=send, sender=self.mailer.sender,
-                        public_url=str(self.config.get("PUBLIC_URL", "")), now=now,
-                        custom_templates=custom[job.merchant_id])
-                    mail_jobs.send_one(courier, job, self.db.transaction, self.clock.now)
-
-        pool = GreenPool(int(self.config.get("MAIL_CONCURRENCY", 20)))
-        for _ in range(min(pool.size, len(jobs))):
-            pool.spawn_n(sender)
-        pool.waitall()
+        self.mail_dispatcher.dispatch_due(mail_jobs.Courier(
+            portal=self.portal_rpc, signup=self.signup_rpc, tokens=self.tokens_rpc,
+            documents=self.documents_rpc, send=None, sender=self.mailer.sender,
+            public_url=str(self.config.get("PUBLIC_URL", "")), now=self.clock.now()))
 
     # -- webhook endpoints --------------------------------------------------------------------
     @rpc

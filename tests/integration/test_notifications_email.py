@@ -36,8 +36,14 @@ class SmtpServer:
     def __init__(self):
         self.messages: list[email.message.EmailMessage] = []
         self.answers: list[str] = []
+        self.connections = 0
         self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
         self.controller.start()
+
+    async def handle_EHLO(self, server, session, envelope, hostname, responses):
+        self.connections += 1  # one EHLO per connection
+        session.host_name = hostname
+        return responses
 
     async def handle_DATA(self, server, session, envelope):  # aiosmtpd calls it so
         if self.answers:
@@ -139,6 +145,23 @@ def test_redelivered_event_sends_no_second_mail_or_webhook(rpc, smtp, world, rab
         assert rpc.list_emails(event.merchant_id)["total"] == 2
     finally:
         receiver.close()
+
+
+def test_a_backlog_larger_than_a_batch_is_sent_once_each_over_few_connections(
+        start_service, smtp, world, rabbit_config):
+    start_service(NotificationsService, "notifications", MAIL_TRANSPORT="smtp",
+                  SMTP_HOST="127.0.0.1", SMTP_PORT=smtp.controller.port,
+                  MAIL_FROM="Portico <mail@portico.test>", MAIL_BATCH_SIZE=3,
+                  MAIL_CONCURRENCY=2, PUBLIC_URL=world.public_url)
+    merchant = new_merchant_id()
+    contracts = [a_contract(world, merchant, email=f"c{n}@example.com") for n in range(12)]
+    publish(rabbit_config["AMQP_URI"], *contracts)
+
+    wait_until(lambda: len(smtp.messages) >= 12, timeout=20, what="twelve welcome mails")
+    assert sorted(m["To"] for m in smtp.messages) == sorted(f"c{n}@example.com"
+                                                             for n in range(12))
+    assert len({m["Message-ID"] for m in smtp.messages}) == 12
+    assert 1 <= smtp.connections <= 4  # two senders, each connection reused for many mails
 
 
 def test_invoice_mail_attaches_the_pdf(rpc, smtp, world, rabbit_config):
