@@ -12,10 +12,12 @@ The ceiling is ``GET /healthz/rpc`` on the gateway: one HTTP request and one no-
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import re
 import shutil
+import signal
 import statistics
 import subprocess
 import tempfile
@@ -155,6 +157,29 @@ def wait_drained(rabbit_manager, vhost: str, timeout: float = 600) -> float:
             return time.monotonic() - started
         time.sleep(1)
     return time.monotonic() - started
+
+
+@contextlib.contextmanager
+def paused(cluster, names):
+    """Freeze (SIGSTOP) the named service processes for the block, then thaw them: measures a
+    request's synchronous part without the downstream work it triggers competing for the same
+    cores (on a real deployment those services run elsewhere). Their queues fill meanwhile;
+    ``wait_drained`` afterwards lets them catch up."""
+    frozen = [cluster.processes[name] for name in names if name in cluster.processes]
+    for process in frozen:
+        process.send_signal(signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        for process in frozen:
+            process.send_signal(signal.SIGCONT)
+
+
+def drain(cluster, what: str = "") -> None:
+    """Wait for every queue to empty, saying so when it took a while."""
+    waited = wait_drained(cluster.rabbit_manager, cluster.vhost)
+    if waited > 2:
+        print(f"  (waited {waited:.0f} s for {what or 'the work'} to drain)", flush=True)
 
 
 def rss_mb(pid: int) -> float:

@@ -15,7 +15,7 @@ import secrets
 import uuid
 from decimal import Decimal
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from services.common import money
@@ -121,6 +121,19 @@ def merchant_by_ref(session: Session, ref: str) -> Merchant:
     return merchant_by_slug(session, ref)
 
 
+def _page_target_statement(key):
+    return (select(Merchant, PlanVariant, Plan)
+            .join(PlanVariant, PlanVariant.merchant_id == Merchant.id)
+            .join(Plan, Plan.id == PlanVariant.plan_id)
+            .where(key == bindparam("ref"), PlanVariant.id == bindparam("variant_id"),
+                   PlanVariant.allow_self_service.is_(True)))
+
+
+# built once: every hosted page GET and POST runs one of them
+_PAGE_TARGET_BY_KEY = _page_target_statement(Merchant.public_key)
+_PAGE_TARGET_BY_SLUG = _page_target_statement(Merchant.slug)
+
+
 def page_target(session: Session, ref: str, variant_id: str
                 ) -> tuple[Merchant, PlanVariant, Plan]:
     """Merchant (by slug or public key), its self-service variant and the variant's plan in
@@ -128,13 +141,8 @@ def page_target(session: Session, ref: str, variant_id: str
     if not (isinstance(ref, str) and isinstance(variant_id, str) and len(ref) <= 64
             and len(variant_id) <= 40):
         raise NotFound("plan variant not found")
-    key = Merchant.public_key if ref.startswith(PUBLIC_PREFIX) else Merchant.slug
-    row = session.execute(
-        select(Merchant, PlanVariant, Plan)
-        .join(PlanVariant, PlanVariant.merchant_id == Merchant.id)
-        .join(Plan, Plan.id == PlanVariant.plan_id)
-        .where(key == ref, PlanVariant.id == variant_id,
-               PlanVariant.allow_self_service.is_(True))).first()
+    statement = _PAGE_TARGET_BY_KEY if ref.startswith(PUBLIC_PREFIX) else _PAGE_TARGET_BY_SLUG
+    row = session.execute(statement, {"ref": ref, "variant_id": variant_id}).first()
     if row is None:
         raise NotFound("plan variant not found")
     return row[0], row[1], row[2]

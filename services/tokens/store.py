@@ -17,7 +17,7 @@ import hashlib
 import re
 import secrets
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -86,16 +86,23 @@ def mint(db: UnitOfWork, merchant_id: str, contract_id: str, validity_minutes: i
     """Store a new token's hash; return ``{"token", "expires_at", "url"}`` (the only time the
     token itself exists outside the customer's link)."""
     token = new_secret(TOKEN_PREFIX)
-    row = SelfServiceToken(
-        id="tok_" + secrets.token_hex(10), token_hash=digest(token), merchant_id=merchant_id,
-        contract_id=contract_id, created_at=now,
-        expires_at=now + dt.timedelta(minutes=check_validity(validity_minutes)), exchanges=0)
-    db.session.add(row)
+    token_id = "tok_" + secrets.token_hex(10)
+    expires_at = now + dt.timedelta(minutes=check_validity(validity_minutes))
+    db.session.execute(_INSERT_TOKEN, {
+        "id": token_id, "token_hash": digest(token), "merchant_id": merchant_id,
+        "contract_id": contract_id, "created_at": now, "expires_at": expires_at,
+        "revoked_at": None, "exchanges": 0})
     db.add_event(events.new_event(
         "SelfServiceTokenIssued", merchant_id=merchant_id, aggregate_id=contract_id,
-        payload={"contract_id": contract_id, "token_id": row.id, "expires_at": row.expires_at}))
-    return {"token": token, "expires_at": row.expires_at.isoformat(),
+        payload={"contract_id": contract_id, "token_id": token_id, "expires_at": expires_at}))
+    return {"token": token, "expires_at": expires_at.isoformat(),
             "url": portal_url(public_url, token)}
+
+
+# built once (a mint is a hot path: building a statement costs more than running it)
+_INSERT_TOKEN = SelfServiceToken.__table__.insert()
+_CONTRACT_OWNER = select(KnownContract.merchant_id).where(
+    KnownContract.contract_id == bindparam("contract_id"))
 
 
 def _refused(cls, reason: str, message: str):
@@ -147,8 +154,7 @@ def revoke_contract(db: UnitOfWork, merchant_id: str, contract_id: str, now: dt.
 def contract_owner(session: Session, contract_id: str) -> str | None:
     """The merchant a known contract belongs to, or ``None`` when this service has not seen
     it yet."""
-    return session.scalar(select(KnownContract.merchant_id)
-                          .where(KnownContract.contract_id == contract_id))
+    return session.scalar(_CONTRACT_OWNER, {"contract_id": contract_id})
 
 
 def remember_contract(session: Session, merchant_id: str, contract_id: str) -> None:
