@@ -49,7 +49,7 @@ def main(argv: list[str]) -> int:
             with Cluster(Client(MANAGEMENT), AMQP, Path(tmp) / "var", env=env) as cluster:
                 for name in names:
                     waited = harness.wait_drained(cluster.rabbit_manager, cluster.vhost)
-                    if waited > 2:
+                    if waited > 8:
                         print(f"(waited {waited:.0f} s for the previous work to drain)")
                     module = importlib.import_module(f"bench.{name}")
                     if hasattr(module, "run"):

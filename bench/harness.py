@@ -148,13 +148,23 @@ def report(name: str, figure: float, unit: str, ceiling_value: float | None = No
 
 def wait_drained(rabbit_manager, vhost: str, timeout: float = 600) -> float:
     """Wait until no queue of ``vhost`` holds a message (the previous benchmark's work is
-    done), so one benchmark's backlog does not load the next; return the seconds waited."""
+    done), so one benchmark's backlog does not load the next; return the seconds waited.
+
+    The management API refreshes its counts every 5 s, so a queue must read empty across
+    more than one refresh before it counts as drained."""
     started = time.monotonic()
+    empty_since = None
     while time.monotonic() - started < timeout:
         queues = rabbit_manager.get_queues(vhost)
-        if all(q.get("messages", 0) == 0 for q in queues if not q["name"].startswith(
-                ("portico.dead-letter", "rpc.reply"))):
-            return time.monotonic() - started
+        empty = all(q.get("messages", 0) == 0 for q in queues if not q["name"].startswith(
+            ("portico.dead-letter", "rpc.reply")))
+        now = time.monotonic()
+        if not empty:
+            empty_since = None
+        elif empty_since is None:
+            empty_since = now
+        elif now - empty_since >= 6:
+            return now - started
         time.sleep(1)
     return time.monotonic() - started
 
@@ -164,7 +174,7 @@ def paused(cluster, names):
     """Freeze (SIGSTOP) the named service processes for the block, then thaw them: measures a
     request's synchronous part without the downstream work it triggers competing for the same
     cores (on a real deployment those services run elsewhere). Their queues fill meanwhile;
-    ``wait_drained`` afterwards lets them catch up."""
+    ``drain`` afterwards lets them catch up."""
     frozen = [cluster.processes[name] for name in names if name in cluster.processes]
     for process in frozen:
         process.send_signal(signal.SIGSTOP)
@@ -178,7 +188,7 @@ def paused(cluster, names):
 def drain(cluster, what: str = "") -> None:
     """Wait for every queue to empty, saying so when it took a while."""
     waited = wait_drained(cluster.rabbit_manager, cluster.vhost)
-    if waited > 2:
+    if waited > 8:
         print(f"  (waited {waited:.0f} s for {what or 'the work'} to drain)", flush=True)
 
 

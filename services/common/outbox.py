@@ -18,7 +18,7 @@ import threading
 import time
 import zlib
 
-from sqlalchemy import select, text, update
+from sqlalchemy import bindparam, select, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.schema import MetaData
 
@@ -42,6 +42,10 @@ class OutboxRelay:
         self.published = 0
         self.unroutable = 0
         self._lock_key = zlib.crc32(f"portico-outbox:{name}".encode()) & 0x7FFFFFFF
+        o = self.outbox.c
+        self._select_pending = (
+            select(o.id, o.event_id, o.type, o.exchange, o.merchant_id, o.body, o.headers)
+            .where(o.status == "pending").order_by(o.id).limit(bindparam("limit")))
 
     def wake(self):
         self._wake.set()
@@ -80,47 +84,57 @@ class OutboxRelay:
         self.publisher.close()
 
     def relay_once(self) -> int:
-        """Publish one batch of pending rows; return how many rows were settled."""
-        with self.engine.begin() as conn:
-            if conn.dialect.name == "postgresql":
+        """Publish one batch of pending rows; return how many rows were settled.
+
+        PostgreSQL: one transaction holds the advisory lock from reading the rows to marking
+        them, so replicas never publish the same rows (it is a pooled connection of its own).
+        SQLite: one process owns the file and it has one connection, shared with every
+        worker, so the rows are read, the connection is given back while the broker confirms,
+        and the outcome is written in a second short transaction (one relay per process: no
+        one else publishes these rows meanwhile)."""
+        if self.engine.dialect.name == "postgresql":
+            with self.engine.begin() as conn:
                 got = conn.execute(text("SELECT pg_try_advisory_xact_lock(:k)"),
                                    {"k": self._lock_key}).scalar()
                 if not got:
                     return 0
-            rows = conn.execute(
-                select(self.outbox.c.id, self.outbox.c.event_id, self.outbox.c.type,
-                       self.outbox.c.exchange, self.outbox.c.merchant_id, self.outbox.c.body,
-                       self.outbox.c.headers)
-                .where(self.outbox.c.status == "pending")
-                .order_by(self.outbox.c.id)
-                .limit(self.batch_size)
-            ).all()
-            if not rows:
-                return 0
-            messages = []
-            for row in rows:
-                messages.append(Outgoing(
-                    exchange=row.exchange, routing_key=row.type, body=row.body.encode(),
-                    message_id=row.event_id, headers=json.loads(row.headers or "{}"),
-                ))
-            results = self.publisher.publish_batch(messages)
-            sent_ids, unroutable_ids = [], []
-            for row, result in zip(rows, results, strict=True):
-                if result == CONFIRMED:
-                    sent_ids.append(row.id)
-                elif result == RETURNED:
-                    unroutable_ids.append(row.id)
-                else:  # nacked: stop here so later rows keep their order
-                    break
-            now = utcnow()
-            if sent_ids:
-                conn.execute(update(self.outbox).where(self.outbox.c.id.in_(sent_ids))
-                             .values(status="sent", sent_at=now))
-            if unroutable_ids:
-                # No queue is bound for this type: nobody subscribed. Kept, marked, counted.
-                log.warning("outbox: %d event(s) had no bound queue", len(unroutable_ids))
-                conn.execute(update(self.outbox).where(self.outbox.c.id.in_(unroutable_ids))
-                             .values(status="unroutable", sent_at=now))
-            self.published += len(sent_ids)
-            self.unroutable += len(unroutable_ids)
-            return len(sent_ids) + len(unroutable_ids)
+                rows = self._pending(conn)
+                return self._settle(conn, rows, self._publish(rows)) if rows else 0
+        with self.engine.begin() as conn:
+            rows = self._pending(conn)
+        if not rows:
+            return 0
+        results = self._publish(rows)
+        with self.engine.begin() as conn:
+            return self._settle(conn, rows, results)
+
+    def _pending(self, conn) -> list:
+        return conn.execute(self._select_pending, {"limit": self.batch_size}).all()
+
+    def _publish(self, rows) -> list:
+        return self.publisher.publish_batch([Outgoing(
+            exchange=row.exchange, routing_key=row.type, body=row.body.encode(),
+            message_id=row.event_id, headers=json.loads(row.headers or "{}"))
+            for row in rows])
+
+    def _settle(self, conn, rows, results) -> int:
+        sent_ids, unroutable_ids = [], []
+        for row, result in zip(rows, results, strict=True):
+            if result == CONFIRMED:
+                sent_ids.append(row.id)
+            elif result == RETURNED:
+                unroutable_ids.append(row.id)
+            else:  # nacked: stop here so later rows keep their order
+                break
+        now = utcnow()
+        if sent_ids:
+            conn.execute(update(self.outbox).where(self.outbox.c.id.in_(sent_ids))
+                         .values(status="sent", sent_at=now))
+        if unroutable_ids:
+            # No queue is bound for this type: nobody subscribed. Kept, marked, counted.
+            log.warning("outbox: %d event(s) had no bound queue", len(unroutable_ids))
+            conn.execute(update(self.outbox).where(self.outbox.c.id.in_(unroutable_ids))
+                         .values(status="unroutable", sent_at=now))
+        self.published += len(sent_ids)
+        self.unroutable += len(unroutable_ids)
+        return len(sent_ids) + len(unroutable_ids)
