@@ -132,7 +132,8 @@ def rotate_secret(endpoint: WebhookEndpoint, now: dt.datetime) -> str:
     return endpoint.secret
 
 
-def signing_secrets(endpoint: WebhookEndpoint, now: dt.datetime) -> list[str]:
+def signing_secrets(endpoint, now: dt.datetime) -> list[str]:
+    """``endpoint``: a ``WebhookEndpoint`` or a row with its secret columns."""
     secrets = [endpoint.secret]
     if endpoint.previous_secret and endpoint.previous_secret_expires_at and \
             aware(endpoint.previous_secret_expires_at) > now:
@@ -186,25 +187,28 @@ def claim_due(session: Session, now: dt.datetime, limit: int,
               exclude: set[str] | frozenset = frozenset()) -> list[Claim]:
     if limit <= 0:
         return []
-    query = (select(WebhookDelivery, WebhookEndpoint)
-             .join(WebhookEndpoint, WebhookEndpoint.id == WebhookDelivery.endpoint_id)
-             .where(WebhookDelivery.status == "pending",
-                    WebhookDelivery.next_attempt_at <= now,
-                    or_(WebhookDelivery.lease_until.is_(None),
-                        WebhookDelivery.lease_until <= now),
-                    WebhookEndpoint.enabled.is_(True))
-             .order_by(WebhookDelivery.next_attempt_at, WebhookDelivery.id)
+    d, e = WebhookDelivery.__table__, WebhookEndpoint.__table__  # plain statements: hot path
+    query = (select(d.c.id, d.c.merchant_id, d.c.event_id, d.c.body, d.c.attempts,
+                    e.c.id.label("endpoint_id"), e.c.url, e.c.secret, e.c.previous_secret,
+                    e.c.previous_secret_expires_at)
+             .join(e, e.c.id == d.c.endpoint_id)
+             .where(d.c.status == "pending", d.c.next_attempt_at <= now,
+                    or_(d.c.lease_until.is_(None), d.c.lease_until <= now),
+                    e.c.enabled.is_(True))
+             .order_by(d.c.next_attempt_at, d.c.id)
              .limit(limit + len(exclude)))
     if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True, of=WebhookDelivery)
+        query = query.with_for_update(skip_locked=True, of=d)
     claims = []
-    for delivery, endpoint in session.execute(query).all():
-        if delivery.id in exclude or len(claims) >= limit:
+    for row in session.execute(query):
+        if row.id in exclude or len(claims) >= limit:
             continue
-        delivery.lease_until = now + LEASE
-        claims.append(Claim(delivery.id, endpoint.id, delivery.merchant_id, delivery.event_id,
-                            endpoint.url, delivery.body.encode(),
-                            tuple(signing_secrets(endpoint, now)), delivery.attempts + 1))
+        claims.append(Claim(row.id, row.endpoint_id, row.merchant_id, row.event_id, row.url,
+                            row.body.encode(), tuple(signing_secrets(row, now)),
+                            row.attempts + 1))
+    if claims:
+        session.execute(d.update().where(d.c.id.in_([c.delivery_id for c in claims]))
+                        .values(lease_until=now + LEASE))
     return claims
 
 
