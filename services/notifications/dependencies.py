@@ -29,7 +29,7 @@ from services.common.entrypoints import Timer
 
 from . import delivery, mail_jobs, signing, url_guard, webhook_store, webhooks
 from .mailer import Mailer
-from .relays import MerchantEventsRelay, ServiceEventsRelay
+from .merchant_events import MerchantEventsRelay
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +78,6 @@ class NotificationsDatabase(Database):
         super().setup()
         self.merchant_relay = None
         if self.relay is not None:
-            self.relay = ServiceEventsRelay(self.engine, self.metadata, self.container.config,
-                                            name=self.container.service_name)
             self.merchant_relay = MerchantEventsRelay(self.engine, self.metadata,
                                                       self.container.config,
                                                       name=self.container.service_name)

@@ -1,8 +1,6 @@
-"""The notifications relays on SQLite: the process's one connection is free while the broker
-confirms, rows are marked only once confirmed, and a nack stops the batch in order.
-
-(File name: picked up by ``-k mail``; it covers the relays that carry ``EmailSent`` and the
-merchant events.)"""
+"""The notifications service's relays on SQLite (the merchant events relay, and the shared one
+that carries ``EmailSent``): the process's one connection is free while the broker confirms,
+rows are marked only once confirmed, and a nack stops the batch in order."""
 import datetime as dt
 import json
 
@@ -14,9 +12,10 @@ from sqlalchemy.orm import Session
 from services.common import events
 from services.common.amqp import CONFIRMED, NACKED, RETURNED
 from services.common.database import stage_event
+from services.common.outbox import OutboxRelay
 from services.notifications import merchant_events
+from services.notifications.merchant_events import MerchantEventsRelay
 from services.notifications.models import Base, MerchantOutbox
-from services.notifications.relays import MerchantEventsRelay, ServiceEventsRelay
 
 
 class Publisher:
@@ -51,7 +50,7 @@ def ended(n):
 
 def relay(cls, engine, publisher):
     made = cls(engine, Base.metadata, {"AMQP_URI": "memory://"}, name="notifications")
-    made.publisher = publisher
+    made.publisher = publisher  # (the one made by the relay never connected)
     return made
 
 
@@ -77,13 +76,13 @@ def test_service_events_are_marked_only_once_confirmed(engine):
             stage_event(session, Base.metadata, ended(n))
         session.commit()
     publisher = Publisher(engine, [CONFIRMED, NACKED, CONFIRMED])
-    assert relay(ServiceEventsRelay, engine, publisher).relay_once() == 1
+    assert relay(OutboxRelay, engine, publisher).relay_once() == 1
     outbox = Base.metadata.tables["outbox"]
     with engine.connect() as conn:
         statuses = [s for (s,) in conn.execute(select(outbox.c.status).order_by(outbox.c.id))]
     assert statuses == ["sent", "pending", "pending"]  # stopped at the nack: order kept
     publisher.answers = None
-    assert relay(ServiceEventsRelay, engine, publisher).relay_once() == 2
+    assert relay(OutboxRelay, engine, publisher).relay_once() == 2
 
 
 def test_the_publisher_check_itself_notices_a_held_connection(engine):
