@@ -17,8 +17,8 @@ Every document is issued in two steps:
 from __future__ import annotations
 
 import base64
+import copy
 import datetime as dt
-import json
 import logging
 import time
 import uuid
@@ -198,17 +198,19 @@ def record_contract(session: Session, event: events.Event) -> tuple[Contract, bo
     return contract, True
 
 
-_terms_cache: dict[tuple[str, str], ContractTerms] = {}
+_terms_cache: dict[str, tuple[dict, ContractTerms]] = {}
 
 
 def contract_terms(contract: Contract) -> ContractTerms:
-    """The contract's pricing inputs, parsed once per version of its data (per process)."""
-    key = (contract.id, json.dumps(contract.data, sort_keys=True, default=str))
-    terms = _terms_cache.get(key)
-    if terms is None:
-        if len(_terms_cache) >= 20_000:
-            _terms_cache.clear()
-        terms = _terms_cache[key] = ContractTerms.from_payload(_CONTRACT.load(contract.data))
+    """The contract's pricing inputs, parsed once per version of its data (per process): the
+    cached terms are used only while the row's data still equals what they were parsed from."""
+    cached = _terms_cache.get(contract.id)
+    if cached is not None and cached[0] == contract.data:
+        return cached[1]
+    if len(_terms_cache) >= 20_000:
+        _terms_cache.clear()
+    terms = ContractTerms.from_payload(_CONTRACT.load(contract.data))
+    _terms_cache[contract.id] = (copy.deepcopy(contract.data), terms)
     return terms
 
 
@@ -271,11 +273,20 @@ _ISSUED_FOR_KEY = select(Document.id).where(
     Document.billing_key == bindparam("billing_key"))
 
 
+_DOCUMENT = Document.__table__
+_INSERT_DOCUMENT = _DOCUMENT.insert()
+_NO_VALUES = dict.fromkeys(column.name for column in _DOCUMENT.columns)
+_RECORDED = "documents.recorded"  # session.info key: rows inserted by this unit of work
+
+
 def _insert(db: UnitOfWork, settings: Settings, contract: Contract, *, kind: str,
             billing_key: str, issue_date: dt.date, build, **columns) -> Document | None:
     """Number and insert a document unless ``billing_key`` was issued already (→ ``None``).
 
-    ``build(number) -> (render document, extra billing content)``.
+    ``build(number) -> (render document, extra billing content)``. The row is written with one
+    prepared INSERT (every column given, so it compiles once) rather than an ORM flush, and
+    the returned ``Document`` is a transient copy of what was written, kept on the session
+    (``recorded``) so that rendering it needs no query.
     """
     session = db.session
     exists = session.scalar(_ISSUED_FOR_KEY, {"contract_id": contract.id, "kind": kind,
@@ -285,18 +296,27 @@ def _insert(db: UnitOfWork, settings: Settings, contract: Contract, *, kind: str
     sequence = allocate_number(session, contract.merchant_id, kind)
     number = numbering.format_number(settings.number_formats[kind], sequence, issue_date)
     doc, extra = build(number)
-    row = Document(
-        id=new_id("doc"), merchant_id=contract.merchant_id, kind=kind, number=number,
-        sequence=sequence, contract_id=contract.id, customer_id=contract.customer_id,
-        billing_key=billing_key, issue_date=issue_date, due_date=doc.due_date,
-        currency=contract.currency, net_minor=minor(doc.net_total, doc.currency),
-        tax_minor=minor(doc.tax_total, doc.currency),
-        gross_minor=minor(doc.gross_total, doc.currency),
-        content=_content(doc, settings, extra), status="rendering", render_attempts=0,
-        paid_minor=0, credited_minor=0, fees_minor=0, dunning_level=0, fee_minor=0, **columns)
-    session.add(row)
-    session.flush()
+    values = {
+        **_NO_VALUES,
+        "id": new_id("doc"), "merchant_id": contract.merchant_id, "kind": kind,
+        "number": number, "sequence": sequence, "contract_id": contract.id,
+        "customer_id": contract.customer_id, "billing_key": billing_key,
+        "issue_date": issue_date, "due_date": doc.due_date, "currency": contract.currency,
+        "net_minor": minor(doc.net_total, doc.currency),
+        "tax_minor": minor(doc.tax_total, doc.currency),
+        "gross_minor": minor(doc.gross_total, doc.currency),
+        "content": _content(doc, settings, extra), "status": "rendering", "render_attempts": 0,
+        "paid_minor": 0, "credited_minor": 0, "fees_minor": 0, "dunning_level": 0,
+        "fee_minor": 0, "created_at": utcnow(), **columns}
+    session.execute(_INSERT_DOCUMENT, values)
+    row = Document(**values)
+    session.info.setdefault(_RECORDED, {})[row.id] = row
     return row
+
+
+def recorded(session: Session, document_id: str) -> Document | None:
+    """The row as this unit of work inserted it, if it did (see ``_insert``)."""
+    return session.info.get(_RECORDED, {}).pop(document_id, None)
 
 
 def issue_invoice(db: UnitOfWork, contract: Contract, start: dt.date, end: dt.date | None,
@@ -591,9 +611,9 @@ def _reminder(db: UnitOfWork, settings: Settings, invoice: Document,
 
     row = _insert(db, settings, contract, kind="reminder",
                   billing_key=f"{invoice.id}:{level.level}", issue_date=today, build=build,
-                  refers_to_id=invoice.id, reminder_level=level.level)
+                  refers_to_id=invoice.id, reminder_level=level.level,
+                  fee_minor=minor(fee, invoice.currency))
     if row is not None:
-        row.fee_minor = minor(fee, invoice.currency)
         session.execute(update(Document).where(Document.id == invoice.id).values(
             fees_minor=Document.fees_minor + row.fee_minor))
     return row
@@ -709,14 +729,18 @@ _PUBLISH = (update(Document.__table__)
                     **{name: bindparam(name) for name in _PUBLISHED}))
 
 
-def publish(db: UnitOfWork, document_id: str, values: dict[str, Any], now: dt.datetime) -> bool:
-    """Mark the document issued and stage its event, once (compare-and-set on the status)."""
+def publish(db: UnitOfWork, document_id: str, values: dict[str, Any], now: dt.datetime,
+            row: Document | None = None) -> bool:
+    """Mark the document issued and stage its event, once (compare-and-set on the status).
+
+    ``row``: the document as the caller has it (saves reading it again)."""
     session = db.session
     values = {**dict.fromkeys(_PUBLISHED), **values}
     done = session.execute(_PUBLISH, {"document_id": document_id, "issued_at": now, **values})
     if done.rowcount != 1:
         return False
-    row = session.get(Document, document_id)  # still in the session: no query
+    if row is None or row.id != document_id:
+        row = session.get(Document, document_id)
     if row.status != "issued":  # (the UPDATE above bypassed the session) keep it in step
         for name, value in {"status": "issued", "issued_at": now, **values}.items():
             set_committed_value(row, name, value)

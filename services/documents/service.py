@@ -152,7 +152,8 @@ class DocumentsService(HealthRpc):
         self.db.commit()
         published = []
         for document_id in document_ids:
-            row = self.db.session.get(issuing.Document, document_id)
+            row = issuing.recorded(self.db.session, document_id) or self.db.session.get(
+                issuing.Document, document_id)
             if row is None or row.status != "rendering":
                 continue
             job = issuing.render_job(self.storage, row)
@@ -166,7 +167,7 @@ class DocumentsService(HealthRpc):
                 issuing.render_failed(self.db, document_id, str(exc))
                 self.db.commit()
                 continue
-            if issuing.publish(self.db, document_id, values, self.clock.now()):
+            if issuing.publish(self.db, document_id, values, self.clock.now(), row):
                 published.append(document_id)
             self.db.commit()
         return published

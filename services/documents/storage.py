@@ -69,23 +69,37 @@ class LocalStorage:
 
     def __init__(self, root: str | Path):
         self.root = Path(root)
+        self._directories: set[str] = set()  # made (or found) by this process already
 
     def path(self, key: str) -> Path:
         return self.root.joinpath(*check_key(key))
 
     def put(self, key: str, data: bytes) -> StoredObject:
         digest = hashlib.sha256(data).hexdigest()
-        path = self.path(key)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-        with open(temporary, "xb") as handle:
-            handle.write(data)
-        os.chmod(temporary, 0o444)
+        path = os.path.join(self.root, *check_key(key))
+        directory, name = os.path.split(path)
+        if directory not in self._directories:
+            os.makedirs(directory, exist_ok=True)
+            if len(self._directories) >= 10_000:
+                self._directories.clear()
+            self._directories.add(directory)
+        temporary = os.path.join(directory, f".{name}.{secrets.token_hex(6)}.tmp")
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC
         try:
+            fd = os.open(temporary, flags, 0o444)
+        except FileNotFoundError:  # the directory went away since this process made it
+            self._directories.discard(directory)
+            os.makedirs(directory, exist_ok=True)
+            fd = os.open(temporary, flags, 0o444)
+        try:
+            with open(fd, "wb", closefd=True) as handle:
+                os.fchmod(fd, 0o444)  # read-only whatever the umask
+                handle.write(data)
             # link() fails if the key exists: never overwrite a stored document
             os.link(temporary, path)
         except FileExistsError:
-            existing = hashlib.sha256(path.read_bytes()).hexdigest()
+            with open(path, "rb") as handle:
+                existing = hashlib.sha256(handle.read()).hexdigest()
             if existing != digest:
                 raise ImmutableObjectError(f"{key} is already stored with other content") \
                     from None
