@@ -48,7 +48,7 @@ from babel.numbers import format_currency, format_decimal, format_percent
 from fontTools import subset as ftsubset
 from fontTools import ttLib
 from fpdf import FPDF, FPDF_VERSION
-from fpdf.enums import Align, PageMode
+from fpdf.enums import Align, PageMode, TextMode
 from fpdf.fonts import SubsetMap, TTFFont
 from fpdf.output import (  # fpdf2 internals, for the preset-font output below (fpdf2 2.8)
     CIDSystemInfo,
@@ -434,7 +434,10 @@ def _clean(text: str | None) -> str:
     """NFC-normalised text without control characters (tabs and newlines become spaces)."""
     if not text:
         return ""
-    text = unicodedata.normalize("NFC", str(text))
+    text = str(text)
+    if text.isprintable():  # no control, surrogate, private-use or unassigned character
+        return unicodedata.normalize("NFC", text)
+    text = unicodedata.normalize("NFC", text)
     return "".join(
         " " if ch in "\t\r\n" else ch
         for ch in text
@@ -446,7 +449,7 @@ class _Fmt:
     """Babel formatting in the document's language."""
 
     def __init__(self, doc: Document):
-        self.locale = LOCALES[doc.language]
+        self.locale = _locale(LOCALES[doc.language])  # parsed once: Babel parses names per call
         self.currency = doc.currency
         self.text = _TEXT[doc.language]
 
@@ -472,8 +475,13 @@ class _Fmt:
 
 
 @lru_cache(maxsize=8)
-def _territories(locale: str) -> dict[str, str]:
-    return dict(Locale.parse(locale).territories)
+def _locale(name: str) -> Locale:
+    return Locale.parse(name)
+
+
+@lru_cache(maxsize=8)
+def _territories(locale: Locale) -> dict[str, str]:
+    return dict(locale.territories)
 
 
 def _address_lines(party: Party, fmt: _Fmt, *, with_vat: bool = True) -> list[str]:
@@ -544,6 +552,8 @@ def _columns(doc: Document) -> list[_Column]:
 
 
 class _PdfWriter:
+    fast_text = True  # False: every string through fpdf2's own text() / get_string_width()
+
     def __init__(self, doc: Document, created_at: datetime | None,
                  facturx_xml: bytes | None = None):
         self.doc = doc
@@ -594,10 +604,47 @@ class _PdfWriter:
             return
         pdf = self.pdf
         if align == Align.R:
-            x = x + w - pdf.c_margin - pdf.get_string_width(text)
+            x = x + w - pdf.c_margin - self.width(text)
         else:
             x = x + pdf.c_margin
-        pdf.text(x, y + 0.5 * h + 0.3 * pdf.font_size, text)
+        self.text(x, y + 0.5 * h + 0.3 * pdf.font_size, text)
+
+    # fpdf2's text() and get_string_width() run every string through its bidi, markdown and
+    # font-fallback machinery and copy the graphics state for it: about 40 µs a call, and a
+    # one-page invoice makes 60-100 of each. The two methods below give the same operators and
+    # widths for what this writer draws (a TrueType font, no shaping, fallback fonts, char
+    # spacing, stretching, underline or strike-through, fill text mode) and defer to fpdf2 for
+    # anything else; the page-count alias keeps fpdf2's path too. A unit test renders every
+    # kind of document both ways and compares the bytes.
+
+    def _plain(self, text: str) -> bool:
+        pdf = self.pdf
+        return (self.fast_text and not pdf.text_shaping and not pdf._fallback_font_ids
+                and not pdf.char_spacing and pdf.font_stretching == 100
+                and pdf.is_ttf_font and pdf.str_alias_nb_pages not in text)
+
+    def width(self, text: str) -> float:
+        """``pdf.get_string_width(text)``."""
+        pdf = self.pdf
+        if not self._plain(text):
+            return pdf.get_string_width(text)
+        return pdf.current_font.get_text_width(text, pdf.font_size_pt, None)[1] / pdf.k
+
+    def text(self, x: float, y: float, text: str) -> None:
+        """``pdf.text(x, y, text)``."""
+        pdf = self.pdf
+        if not (self._plain(text) and pdf.page and pdf.text_mode == TextMode.FILL
+                and not pdf.underline and not pdf.strikethrough
+                and not pdf._record_text_quad_points):
+            pdf.text(x, y, text)
+            return
+        font = pdf.current_font
+        if not pdf.current_font_is_set_on_page:
+            pdf._out(pdf._set_font_for_page(font, pdf.font_size_pt))
+        line = f"BT {x * pdf.k:.2f} {(pdf.h - y) * pdf.k:.2f} Td {font.encode_text(text)} ET"
+        if pdf.fill_color != pdf.text_color:
+            line = f"q {pdf.text_color.serialize().lower()} {line} Q"
+        pdf._out(line)
 
     def ensure_space(self, height: float) -> None:
         if self.pdf.get_y() + height > self.pdf.page_break_trigger:
@@ -616,7 +663,7 @@ class _PdfWriter:
     def wrap(self, text: str, width: float) -> list[str]:
         """Greedy word wrap with the current font (fpdf2's multi_cell measures every prefix of a
         line again and again, which made it the slowest part of a 15-line invoice)."""
-        measure = self.pdf.get_string_width
+        measure = self.width
         if measure(text) <= width:
             return [text]
         lines: list[str] = []

@@ -176,3 +176,36 @@ def test_xmp_with_characters_xml_forbids_is_refused_like_the_package_refuses_it(
     with pytest.raises(ValueError):
         rendering.xmp_metadata(CREATED, title="bell \x07", author="a", subject="s",
                                producer="p", creator_tool="c", facturx_level=None)
+
+
+def _fast_and_fpdf_paths(render):
+    fast = render()
+    rendering._PdfWriter.fast_text = False
+    try:
+        slow = render()
+    finally:
+        rendering._PdfWriter.fast_text = True
+    return fast, slow
+
+
+@pytest.mark.parametrize("language", ["en", "de", "fr"])
+@pytest.mark.parametrize("factory", [make_document, make_credit_note, make_reminder])
+def test_text_drawn_directly_gives_the_same_bytes_as_fpdf2s_own_text_and_widths(factory,
+                                                                              language):
+    doc = factory(language=language, buyer=make_buyer(name="Zoë O'Brien (\\) <&>"),
+                  notes=("Long note " * 30,), lines=[
+                      Line.of("Sehr lange Beschreibung " * 8 + "Donaudampfschifffahrt" * 4, 3,
+                              "12.5", 19, "EUR"),
+                      Line.of("Item with the page alias {nb} in it", 1, "-4.50", 19, "EUR"),
+                      *[Line.of(f"Seat {i}", i, "1.25", 19, "EUR") for i in range(1, 40)]])
+    fast, slow = _fast_and_fpdf_paths(lambda: rendering.render_pdf(doc, created_at=CREATED))
+    assert fast == slow
+    if doc.is_einvoice:
+        fast, slow = _fast_and_fpdf_paths(lambda: render_facturx(doc, created_at=CREATED))
+        assert fast == slow
+
+
+def test_text_in_other_scripts_gives_the_same_bytes_both_ways():
+    doc = make_document(buyer=make_buyer(name="Αλέξανδρος Παπαδόπουλος", company="ООО Ромашка"))
+    fast, slow = _fast_and_fpdf_paths(lambda: rendering.render_pdf(doc, created_at=CREATED))
+    assert fast == slow
