@@ -307,6 +307,8 @@ class Event:
         default_factory=lambda: dt.datetime.now(dt.UTC))
     sequence: int | None = None
     schema_version: int = 1
+    # the payload as its schema dumps it, kept by new_event (not part of the event's identity)
+    _dumped: dict | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def kind(self) -> EventType:
@@ -316,12 +318,14 @@ class Event:
         return dataclasses.replace(self, sequence=sequence)
 
     def body(self) -> dict:
-        """The envelope as JSON-ready values (the payload dumped through its schema)."""
-        return _ENVELOPE.dump({
-            # not dataclasses.asdict: it deep-copies the payload only to dump it
-            **{f.name: getattr(self, f.name) for f in dataclasses.fields(self)},
-            "payload": payload_schema(self.type).dump(self.payload),
-        })
+        """The envelope as JSON-ready values (the payload dumped through its schema; events
+        built by ``new_event`` reuse the dump made while checking them)."""
+        payload = self._dumped if self._dumped is not None \
+            else payload_schema(self.type).dump(self.payload)
+        return {"event_id": str(self.event_id), "type": self.type,
+                "merchant_id": self.merchant_id, "occurred_at": self.occurred_at.isoformat(),
+                "aggregate_id": self.aggregate_id, "sequence": self.sequence,
+                "schema_version": self.schema_version, "payload": dict(payload)}
 
 
 class _Envelope(Schema):
@@ -361,10 +365,11 @@ def new_event(type_name: str, *, merchant_id: str, aggregate_id: str, payload: d
     """
     kind = event_type(type_name)
     schema = payload_schema(type_name)
-    loaded = schema.load(schema.dump(payload))  # raises ValidationError naming the bad field
+    dumped = schema.dump(payload)
+    loaded = schema.load(dumped)  # raises ValidationError naming the bad field
     extra = {"occurred_at": occurred_at} if occurred_at else {}
     return Event(type=type_name, merchant_id=str(merchant_id), aggregate_id=str(aggregate_id),
-                 payload=loaded, schema_version=kind.version, **extra)
+                 payload=loaded, schema_version=kind.version, _dumped=dumped, **extra)
 
 
 def load_envelope(body: Any, expected_type: str | None = None) -> Event:

@@ -81,9 +81,12 @@ def price_as_dict(price: pricing.OrderPrice) -> dict:
     return data
 
 
+_ORDER_REQUEST = schemas.OrderRequest()  # stateless between loads; building one costs a load
+
+
 def parse_form(raw) -> dict:
     """Load an order body strictly (unknown keys, wrong types → ``InvalidInput``)."""
-    form = schemas.load(schemas.OrderRequest(), raw)
+    form = schemas.load(_ORDER_REQUEST, raw)
     form["components"] = {k: v for k, v in form["components"].items() if v is not None}
     return form
 
