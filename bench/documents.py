@@ -50,6 +50,7 @@ from services.common.amqp import CONFIRMED, ConfirmingPublisher, Outgoing, json_
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = 100.0  # invoices/s (issue 5)
+PROCESS_LIMIT_MB = 120  # RSS per process (DESIGN)
 SELLER = {"name": "Bench GmbH", "company": "Bench Software GmbH", "street": "Hauptstraße",
           "house_number": "1", "postal_code": "10115", "city": "Berlin", "country": "DE",
           "vat_id": "DE136695976", "email": "billing@bench.example"}
@@ -341,10 +342,15 @@ def _run(cluster, tmp, *, documents: int, contracts: int) -> dict:
         load_before = os.getloadavg()[0]
         os.kill(service.pid, signal.SIGCONT)
     memory: list[tuple[int, float]] = []
+    processes: list[tuple[int, float, list[float]]] = []  # count, service, each render worker
 
     def sample(count: int) -> None:
         if not memory or count - memory[-1][0] >= 1000:
-            memory.append((count, sum(harness.rss_mb(pid) for pid in process_tree(service.pid))))
+            workers = [harness.rss_mb(pid) for pid in process_tree(service.pid)
+                       if pid != service.pid]
+            own = harness.rss_mb(service.pid)
+            memory.append((count, own + sum(workers)))
+            processes.append((count, own, workers))
 
     seconds = tap.wait_for(len(timed), 120, on_progress=sample)
     sample(len(timed) + 1000)
@@ -376,9 +382,13 @@ def _run(cluster, tmp, *, documents: int, contracts: int) -> dict:
     flat = last[1] <= first[1] * 1.10 or last[1] - first[1] <= 25
     print("  memory (service + render workers, RSS MB): " + ", ".join(
         f"{count}: {mb:.0f}" for count, mb in memory) + f" -> {'flat' if flat else 'GROWING'}")
+    print("  per process (RSS MB, service | render workers): " + ", ".join(
+        f"{count}: {own:.0f} | {'/'.join(f'{w:.0f}' for w in workers)}"
+        for count, own, workers in processes) + f"; design limit {PROCESS_LIMIT_MB} MB each")
     return {"figure": figure, "ceiling": ceiling, "seconds": seconds, "worker_ms": worker_ms,
             "service_ms": service_ms, "broker_ms": broker_ms, "in_process_ms": in_process,
-            "memory": memory, "flat": flat, "load": (load_before, load_after)}
+            "memory": memory, "processes": processes, "flat": flat,
+            "load": (load_before, load_after)}
 
 
 def measure_ceiling(cluster, merchant, created, count: int, tmp: Path) -> float:

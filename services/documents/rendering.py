@@ -48,16 +48,18 @@ from babel.numbers import format_currency, format_decimal, format_percent
 from fontTools import subset as ftsubset
 from fontTools import ttLib
 from fpdf import FPDF, FPDF_VERSION
-from fpdf.enums import Align, PageMode, TextMode
+from fpdf.enums import Align, OutputIntentSubType, PageMode, TextMode
 from fpdf.fonts import SubsetMap, TTFFont
 from fpdf.output import (  # fpdf2 internals, for the preset-font output below (fpdf2 2.8)
     CIDSystemInfo,
     OutputProducer,
     PDFFont,
+    PDFICCProfile,
     _build_cmap_blocks,
     _tt_font_widths,
 )
-from fpdf.syntax import Name, PDFArray, PDFContentStream
+from fpdf.syntax import Name, PDFArray, PDFContentStream, PDFObject
+from fpdf.util import builtin_srgb2014_bytes
 from lxml import etree
 
 from services.documents.document import LOCALES, Document, Line, Party
@@ -426,6 +428,34 @@ class _OutputProducer(OutputProducer):
         return composite
 
 
+class _SRGBProfile(PDFICCProfile):
+    """fpdf2's sRGB output profile for PDF/A, read from its package and compressed once per
+    process instead of in every ``output()`` (same bytes; a new object per document, since
+    writing a PDF numbers its objects)."""
+
+    __slots__ = ()
+    _compressed: bytes | None = None
+
+    def __init__(self):
+        PDFObject.__init__(self)
+        if _SRGBProfile._compressed is None:
+            _SRGBProfile._compressed = zlib.compress(builtin_srgb2014_bytes(),
+                                                     level=PDFContentStream._COMPRESSION_LEVEL)
+        self._contents = _SRGBProfile._compressed
+        self.filter = Name("FlateDecode")
+        self.length = len(self._contents)
+        self.n = 3
+        self.alternate = Name("DeviceRGB")
+
+
+def _add_srgb_output_intent(pdf: FPDF) -> None:
+    """What ``FPDF.output()`` adds to a PDF/A document without an output intent."""
+    pdf.add_output_intent(
+        OutputIntentSubType.PDFA, output_condition_identifier="sRGB",
+        output_condition="IEC 61966-2-1:1999", registry_name="http://www.color.org",
+        dest_output_profile=_SRGBProfile(), info="sRGB2014 (v2)")
+
+
 # --------------------------------------------------------------------------------------------
 # Text helpers
 
@@ -453,25 +483,45 @@ class _Fmt:
         self.currency = doc.currency
         self.text = _TEXT[doc.language]
 
+    # Babel re-reads the locale's patterns on every call (about 50 µs per amount); invoices
+    # repeat the same few prices, rates and dates, so each formatting is cached per process,
+    # keyed by the value's exact text (Decimal("1.0") and Decimal("1.00") print differently).
+
     def money(self, amount: Decimal) -> str:
-        return format_currency(amount, self.currency, locale=self.locale)
+        return _formatted("money", str(amount), self.currency, self.locale)
 
     def price(self, amount: Decimal) -> str:
         # Unit prices may have more digits than the currency (0.0125 per call); show them all.
-        return format_currency(amount, self.currency, locale=self.locale,
-                               decimal_quantization=False)
+        return _formatted("price", str(amount), self.currency, self.locale)
 
     def quantity(self, value: Decimal) -> str:
-        return format_decimal(value.normalize(), locale=self.locale, decimal_quantization=False)
+        return _formatted("quantity", str(value), None, self.locale)
 
     def percent(self, rate: Decimal) -> str:
-        return format_percent(rate / 100, locale=self.locale, decimal_quantization=False)
+        return _formatted("percent", str(rate), None, self.locale)
 
     def date(self, value: date) -> str:
-        return format_date(value, format="medium", locale=self.locale)
+        return _formatted_date(value, self.locale)
 
     def period(self, start: date, end: date) -> str:
         return f"{self.date(start)} – {self.date(end)}"
+
+
+@lru_cache(maxsize=4096)
+def _formatted(kind: str, value: str, currency: str | None, locale: Locale) -> str:
+    amount = Decimal(value)
+    if kind == "money":
+        return format_currency(amount, currency, locale=locale)
+    if kind == "price":
+        return format_currency(amount, currency, locale=locale, decimal_quantization=False)
+    if kind == "quantity":
+        return format_decimal(amount.normalize(), locale=locale, decimal_quantization=False)
+    return format_percent(amount / 100, locale=locale, decimal_quantization=False)
+
+
+@lru_cache(maxsize=4096)
+def _formatted_date(value: date, locale: Locale) -> str:
+    return format_date(value, format="medium", locale=locale)
 
 
 @lru_cache(maxsize=8)
@@ -569,6 +619,7 @@ class _PdfWriter:
         # Page breaks are ours (rows and paragraph lines never split); the footer sits below this.
         pdf.set_auto_page_break(False, margin=20)
         _attach_fonts(pdf)
+        _add_srgb_output_intent(pdf)
         title = f"{self.t[doc.kind]} {_clean(doc.number)}"
         pdf.set_title(title)
         pdf.set_author(_clean(doc.seller.display_name))

@@ -209,3 +209,23 @@ def test_text_in_other_scripts_gives_the_same_bytes_both_ways():
     doc = make_document(buyer=make_buyer(name="Αλέξανδρος Παπαδόπουλος", company="ООО Ромашка"))
     fast, slow = _fast_and_fpdf_paths(lambda: rendering.render_pdf(doc, created_at=CREATED))
     assert fast == slow
+
+
+@pytest.mark.parametrize("language", ["en", "de", "fr"])
+def test_cached_formatting_equals_babels_for_each_exact_value(language):
+    from decimal import Decimal
+
+    from babel.numbers import format_currency, format_decimal, format_percent
+
+    fmt = rendering._Fmt(make_document(language=language, currency="EUR"))
+    locale = rendering.LOCALES[language]
+    for text in ("1", "1.0", "1.000", "0.0125", "-4.50", "1428.00", "19", "7.7"):
+        value = Decimal(text)
+        for _ in range(2):  # computed, then cached
+            assert fmt.money(value) == format_currency(value, "EUR", locale=locale)
+            assert fmt.price(value) == format_currency(value, "EUR", locale=locale,
+                                                       decimal_quantization=False)
+            assert fmt.quantity(value) == format_decimal(value.normalize(), locale=locale,
+                                                         decimal_quantization=False)
+            assert fmt.percent(value) == format_percent(value / 100, locale=locale,
+                                                        decimal_quantization=False)
