@@ -23,6 +23,7 @@ from .routes.signup_pages import SignupPages
 
 REQUIRED_SETTINGS = ["SECRET_KEY"]
 SECRET_SETTINGS = ["SECRET_KEY"]
+NUMBER_SETTINGS = {"SETTINGS_CACHE_SECONDS": (float, 0), "TRUSTED_PROXIES": (int, 0)}
 
 
 class GatewayService(OpsRoutes, SignupPages, PortalPages, MerchantApi, SignupApi, PortalApi,

@@ -49,8 +49,13 @@ def load(path: str | Path, environ=None) -> dict:
     return data
 
 
-def validate(config: dict, required: list[str], secrets: list[str] = ()) -> dict:
-    """Raise ``ConfigError`` naming the first missing or placeholder setting."""
+def validate(config: dict, required: list[str], secrets: list[str] = (),
+             numbers: dict[str, tuple[type, float]] | None = None) -> dict:
+    """Raise ``ConfigError`` naming the first missing, placeholder or non-numeric setting.
+
+    ``numbers`` maps a setting to ``(int or float, smallest allowed value)``; a present value
+    is converted in place, so a typo stops the service at start instead of failing requests.
+    """
     for key in required:
         value = config.get(key)
         if value is None or str(value) in ("", _UNSET):
@@ -58,6 +63,19 @@ def validate(config: dict, required: list[str], secrets: list[str] = ()) -> dict
     for key in secrets:
         if str(config.get(key, "")) in PLACEHOLDER_SECRETS:
             raise ConfigError(f"setting {key} still holds a placeholder; set a real secret")
+    for key, (kind, low) in (numbers or {}).items():
+        value = config.get(key)
+        if value is None or str(value) == "":
+            continue
+        try:
+            number = kind(str(value).strip())
+        except ValueError:
+            number = None
+        if number is None or number < low:
+            what = "a whole number" if kind is int else "a number"
+            raise ConfigError(f"setting {key} must be {what} of at least {low:g}, "
+                              f"not {str(value)!r}")
+        config[key] = number
     return config
 
 

@@ -41,7 +41,8 @@ def load_config(name: str) -> dict:
     config = configuration.load(config_path(name))
     module = importlib.import_module(service_module(name))
     required = ["AMQP_URI", *getattr(module, "REQUIRED_SETTINGS", [])]
-    return configuration.validate(config, required, getattr(module, "SECRET_SETTINGS", []))
+    return configuration.validate(config, required, getattr(module, "SECRET_SETTINGS", []),
+                                  getattr(module, "NUMBER_SETTINGS", {}))
 
 
 def service_class(name: str):

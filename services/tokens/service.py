@@ -24,6 +24,9 @@ from . import store
 from .models import Base
 
 REQUIRED_SETTINGS = ["DB_URL", "PUBLIC_URL"]
+NUMBER_SETTINGS = {"TOKEN_FAILURE_LIMIT": (int, 1), "TOKEN_FAILURE_WINDOW_SECONDS": (int, 1),
+                   "SESSION_MINUTES": (int, 1), "RPC_TIMEOUT_SECONDS": (float, 0.1),
+                   "SETTINGS_CACHE_SECONDS": (float, 0)}
 
 
 class UpstreamTimeout(Exception):

@@ -36,3 +36,27 @@ def test_a_service_without_its_secret_stops_with_one_line():
     assert lines[-1] == ("portico-gateway: config error: setting SECRET_KEY is missing "
                          "(set it in the environment or config.yml)")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("value", "expected"), [("10", 10), (" 3 ", 3), (7, 7)])
+def test_numeric_settings_are_converted(value, expected):
+    checked = config.validate({"LIMIT": value}, [], numbers={"LIMIT": (int, 1)})
+    assert checked["LIMIT"] == expected
+
+
+@pytest.mark.parametrize("value", ["ten", "0", "-1", "1.5", "1e3x"])
+def test_a_numeric_setting_that_is_not_a_number_in_range_is_refused(value):
+    with pytest.raises(config.ConfigError,
+                       match=f"LIMIT must be a whole number of at least 1, not '{value}'"):
+        config.validate({"LIMIT": value}, [], numbers={"LIMIT": (int, 1)})
+
+
+def test_a_bad_number_stops_the_tokens_service_with_one_line():
+    env = {**os.environ, "TOKEN_FAILURE_LIMIT": "lots"}
+    result = subprocess.run([sys.executable, "-m", "services.common.runner", "tokens"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert lines[-1] == ("portico-tokens: config error: setting TOKEN_FAILURE_LIMIT must be a "
+                         "whole number of at least 1, not 'lots'")
+    assert "Traceback" not in result.stderr
