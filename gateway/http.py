@@ -66,8 +66,6 @@ def error_page(status: int, language: str, request_id: str | None = None, *,
 class MerchantApi:
     """Authentication and error mapping for ``/api/v1`` routes (mixed into the gateway)."""
 
-    _key_cache: dict = {}
-
     def api_call(self, request, action):
         """Authenticate, parse, run ``action(merchant_id, body) -> (status, data)``, map errors.
 
@@ -89,13 +87,8 @@ class MerchantApi:
         return web.json_response(data, status)
 
     def merchant_for_key(self, key: str) -> dict:
-        """Authenticate over RPC, remembering good keys for 30 s (revocation lag ≤ 30 s)."""
+        """Authenticate over RPC, remembering good keys for ``API_KEY_CACHE_SECONDS`` (30; a
+        rotated key stops working within that time). Kept by the key's hash, never the key;
+        a refused key is never remembered."""
         digest = hashlib.sha256(key.encode()).hexdigest()
-        cached = self._key_cache.get(digest)
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
-        merchant = self.signup_rpc.authenticate(key)
-        if len(self._key_cache) > 10_000:
-            self._key_cache.clear()
-        self._key_cache[digest] = (time.monotonic() + 30, merchant)
-        return merchant
+        return self.key_cache.get(digest, lambda: self.signup_rpc.authenticate(key))

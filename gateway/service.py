@@ -23,7 +23,8 @@ from .routes.signup_pages import SignupPages
 
 REQUIRED_SETTINGS = ["SECRET_KEY"]
 SECRET_SETTINGS = ["SECRET_KEY"]
-NUMBER_SETTINGS = {"SETTINGS_CACHE_SECONDS": (float, 0), "TRUSTED_PROXIES": (int, 0)}
+NUMBER_SETTINGS = {"SETTINGS_CACHE_SECONDS": (float, 0), "API_KEY_CACHE_SECONDS": (float, 0),
+                   "TRUSTED_PROXIES": (int, 0)}
 
 
 class GatewayService(OpsRoutes, SignupPages, PortalPages, MerchantApi, SignupApi, PortalApi,
@@ -39,3 +40,5 @@ class GatewayService(OpsRoutes, SignupPages, PortalPages, MerchantApi, SignupApi
     config = Config()
     # merchants' settings for portal pages (SETTINGS_CACHE_SECONDS; 0 turns it off)
     settings_cache = Cache("SETTINGS_CACHE_SECONDS", default=5)
+    # API keys' merchants (API_KEY_CACHE_SECONDS), by the key's hash
+    key_cache = Cache("API_KEY_CACHE_SECONDS", default=30)
