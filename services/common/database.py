@@ -148,6 +148,13 @@ def _insert_outbox(table: Table):
     return table.insert()
 
 
+@functools.cache
+def _claim_inbox(table: Table, dialect: str):
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(table).on_conflict_do_nothing(
+        index_elements=[table.c.consumer, table.c.event_id]).returning(table.c.event_id)
+
+
 def next_sequence(session: Session, metadata: MetaData, aggregate_id: str) -> int:
     """Atomically bump the per-aggregate counter (row-locked on PostgreSQL)."""
     stmt = _bump_sequence(metadata.tables["outbox_sequences"],
@@ -192,16 +199,13 @@ class UnitOfWork:
 
     def claim(self, consumer: str, event_id: str) -> bool:
         """Record that ``consumer`` handles ``event_id``; False if it already did (redelivery)."""
-        inbox = self._provider.metadata.tables["inbox"]
-        seen = self.session.execute(
-            select(inbox.c.event_id).where(inbox.c.consumer == consumer,
-                                           inbox.c.event_id == event_id)
-        ).first()
-        if seen:
-            return False
-        self.session.execute(inbox.insert().values(consumer=consumer, event_id=event_id,
-                                                   processed_at=utcnow()))
-        return True
+        stmt = _claim_inbox(self._provider.metadata.tables["inbox"],
+                            self.session.get_bind().dialect.name)
+        inserted = self.session.execute(stmt, {"consumer": consumer, "event_id": event_id,
+                                               "processed_at": utcnow()}).first()
+        # one statement: a concurrent delivery of the same event waits for this transaction
+        # on PostgreSQL and then inserts nothing, instead of failing on the primary key
+        return inserted is not None
 
     def outbox_pending(self) -> int:
         return self._provider.outbox_pending()

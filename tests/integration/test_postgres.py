@@ -7,9 +7,16 @@ import datetime as dt
 import eventlet
 import pytest
 from sqlalchemy import MetaData, select
+from sqlalchemy.orm import sessionmaker
 
 from services.common import events
-from services.common.database import add_messaging_tables, make_engine, stage_event
+from services.common.database import (
+    Database,
+    UnitOfWork,
+    add_messaging_tables,
+    make_engine,
+    stage_event,
+)
 from services.common.migrate import upgrade
 from tests.support.postgres import scratch_database
 
@@ -67,6 +74,37 @@ def test_concurrent_transactions_get_gap_free_sequences_per_aggregate(pg_url):
     engine.dispose()
     assert sorted(sequences) == list(range(1, 41))
     assert stored == list(range(1, 41))  # id order (relay order) == sequence order
+
+
+def test_two_deliveries_of_one_event_racing_are_claimed_once(pg_url):
+    """Both transactions insert the inbox row; the second waits for the first and then
+    finds the row: one handles the event, the other skips it, neither fails."""
+    metadata = MetaData()
+    add_messaging_tables(metadata)
+    engine = make_engine(pg_url, pool_size=4)
+    metadata.create_all(engine)
+    provider = Database(metadata)
+    provider.engine, provider.sessionmaker = engine, sessionmaker(engine)
+
+    def deliver(hold):
+        unit = UnitOfWork(provider)
+        try:
+            claimed = unit.claim("portal.handle_x", "0b8f0a1e-0000-4000-8000-000000000001")
+            eventlet.sleep(hold)  # the first keeps its transaction open a moment
+            unit.commit()
+            return claimed
+        finally:
+            unit.close()
+
+    first = eventlet.spawn(deliver, 0.3)
+    eventlet.sleep(0.05)
+    second = eventlet.spawn(deliver, 0)
+    outcomes = [first.wait(), second.wait()]
+    with engine.connect() as conn:
+        rows = conn.execute(select(metadata.tables["inbox"])).all()
+    engine.dispose()
+    assert outcomes == [True, False]
+    assert len(rows) == 1
 
 
 @pytest.mark.parametrize("service", ["signup", "portal", "tokens", "notifications", "documents"])
