@@ -20,8 +20,9 @@ from tests.support.cluster import wait_until
 from tests.unit.documents.test_rendering import make_buyer, make_party
 
 
-def heavy_job(lines: int = 160) -> dict:
-    """A document that takes tens of milliseconds to render (several pages)."""
+def heavy_job(lines: int = 400) -> dict:
+    """A document that takes tens of milliseconds to render (many pages): long enough that
+    the control below stalls the hub far beyond the ticker's 5 ms resolution."""
     doc = Document.build(
         kind="invoice", number="INV-2027-00001", issue_date=dt.date(2027, 1, 15),
         due_date=dt.date(2027, 1, 29), currency="EUR", seller=make_party(), buyer=make_buyer(),
