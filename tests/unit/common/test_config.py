@@ -27,15 +27,21 @@ def test_validate_refuses_placeholder_secrets():
         config.validate({"SECRET_KEY": "change-me"}, ["SECRET_KEY"], ["SECRET_KEY"])
 
 
-def test_a_service_without_its_secret_stops_with_one_line():
-    env = {k: v for k, v in os.environ.items() if k != "PORTICO_SECRET_KEY"}
-    result = subprocess.run([sys.executable, "-m", "services.common.runner", "gateway"],
+def start_refused(service: str, env: dict) -> str:
+    """Start ``service`` as ops would; it must stop at once with exit 2 and no traceback →
+    its last stderr line."""
+    result = subprocess.run([sys.executable, "-m", "services.common.runner", service],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines[-1] == ("portico-gateway: config error: setting SECRET_KEY is missing "
-                         "(set it in the environment or config.yml)")
     assert "Traceback" not in result.stderr
+    return [line for line in result.stderr.splitlines() if line.strip()][-1]
+
+
+def test_a_service_without_its_secret_stops_with_one_line():
+    env = {k: v for k, v in os.environ.items() if k != "PORTICO_SECRET_KEY"}
+    assert start_refused("gateway", env) == (
+        "portico-gateway: config error: setting SECRET_KEY is missing "
+        "(set it in the environment or config.yml)")
 
 
 @pytest.mark.parametrize(("value", "expected"), [("10", 10), (" 3 ", 3), (7, 7)])
@@ -52,11 +58,6 @@ def test_a_numeric_setting_that_is_not_a_number_in_range_is_refused(value):
 
 
 def test_a_bad_number_stops_the_tokens_service_with_one_line():
-    env = {**os.environ, "TOKEN_FAILURE_LIMIT": "lots"}
-    result = subprocess.run([sys.executable, "-m", "services.common.runner", "tokens"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 2
-    lines = [line for line in result.stderr.splitlines() if line.strip()]
-    assert lines[-1] == ("portico-tokens: config error: setting TOKEN_FAILURE_LIMIT must be a "
-                         "whole number of at least 1, not 'lots'")
-    assert "Traceback" not in result.stderr
+    assert start_refused("tokens", {**os.environ, "TOKEN_FAILURE_LIMIT": "lots"}) == (
+        "portico-tokens: config error: setting TOKEN_FAILURE_LIMIT must be a whole number "
+        "of at least 1, not 'lots'")
