@@ -154,6 +154,9 @@ class InlineRenderer:
     size = 0
 
     def start(self, wait: bool = True) -> InlineRenderer:
+        # imported here, on the hub's thread: not for the first time inside a native thread
+        from . import content, rendering  # noqa: F401
+
         if wait:
             tpool.execute(render_worker.load_fonts)
         return self
