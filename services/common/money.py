@@ -10,6 +10,7 @@ Decimal('1000')
 """
 from __future__ import annotations
 
+import functools
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 from babel.numbers import get_currency_precision, list_currencies
@@ -31,11 +32,21 @@ def check_currency(currency: str) -> str:
 
 def precision(currency: str) -> int:
     """Number of minor-unit digits: 2 for EUR, 0 for JPY, 3 for KWD."""
-    return get_currency_precision(check_currency(currency))
+    return _precision(check_currency(currency))
+
+
+@functools.cache
+def _precision(code: str) -> int:  # Babel looks it up in its data on every call
+    return get_currency_precision(code)
 
 
 def exponent(currency: str) -> Decimal:
-    return Decimal(1).scaleb(-precision(currency))
+    return _exponent(precision(currency))
+
+
+@functools.cache
+def _exponent(digits: int) -> Decimal:
+    return Decimal(1).scaleb(-digits)
 
 
 def to_decimal(value) -> Decimal:
