@@ -5,6 +5,7 @@ Nothing here talks to a service; ``service.py`` holds the routes.
 from __future__ import annotations
 
 import base64
+import collections
 import hashlib
 import hmac
 import json
@@ -15,6 +16,7 @@ import time
 from pathlib import Path
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
+from markupsafe import escape
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from werkzeug.wrappers import Response
 
@@ -73,6 +75,50 @@ def html(template: str, status: int = 200, *, frame_ancestors: str = "'self'",
     body = jinja.get_template(template).render(nonce=nonce, **context)
     response = Response(body, status=status, mimetype="text/html")
     return security_headers(response, nonce=nonce, frame_ancestors=frame_ancestors)
+
+
+class RenderCache:
+    """Rendered pages kept by what went into them, for pages many visitors see alike (the
+    hosted signup page of a plan variant).
+
+    The per-response parts are rendered as random per-process marks and filled in on every
+    response: the CSP nonce always, and whatever the caller names in ``fresh`` (the form
+    token). ``key`` must cover everything else the template reads (``None``: render, do not
+    keep — for pages that carry a visitor's own data); ``context()`` is called only to render
+    a page not yet kept. Bounded (the least recently used goes first)."""
+
+    def __init__(self, max_entries: int = 256):
+        self.max_entries = max_entries
+        self._pages: collections.OrderedDict[str, str] = collections.OrderedDict()
+        self._marks: dict[str, str] = {"nonce": "m" + secrets.token_hex(16)}
+
+    def _mark(self, name: str) -> str:
+        return self._marks.setdefault(name, "m" + secrets.token_hex(16))
+
+    def html(self, key: str | None, template: str, context, status: int = 200, *,
+             fresh: dict[str, str], frame_ancestors: str = "'self'") -> Response:
+        body = self._pages.get(key) if key is not None else None
+        if body is None:
+            marks = {name: self._mark(name) for name in ("nonce", *fresh)}
+            body = jinja.get_template(template).render(**context(), **marks)
+            if key is not None:
+                self._pages[key] = body
+                if len(self._pages) > self.max_entries:
+                    self._pages.popitem(last=False)
+        else:
+            self._pages.move_to_end(key)
+        nonce = secrets.token_urlsafe(16)
+        body = body.replace(self._mark("nonce"), nonce)
+        for name, value in fresh.items():
+            body = body.replace(self._mark(name), str(escape(value)))
+        response = Response(body, status=status, mimetype="text/html")
+        return security_headers(response, nonce=nonce, frame_ancestors=frame_ancestors)
+
+    @staticmethod
+    def key(*parts) -> str:
+        """A key over JSON-able parts (dict order does not matter)."""
+        text = json.dumps(parts, sort_keys=True, default=str, separators=(",", ":"))
+        return hashlib.sha256(text.encode()).hexdigest()
 
 
 # -- merchant styling and embedding ----------------------------------------------------------------

@@ -540,16 +540,32 @@ class SignupPages:
         return t(one if duration["value"] == 1 else many, n=duration["value"])
 
     def _render_signup(self, ref, page, values, errors, status=200):
-        """The form; ``ref`` is the merchant as the URL names it (slug or public key)."""
-        context = self._signup_context(page, values, errors)
-        merchant, variant_id = page["merchant"], page["variant"]["id"]
-        context["csrf_token"] = web.form_token(self.config["SECRET_KEY"],
-                                               f"signup|{ref}|{variant_id}")
-        context["preview_url"] = f"/signup/{ref}/{variant_id}/preview"
-        context["page_title"] = context["texts"].get("page_title") or (
-            f"{page['plan_name']} – {merchant['name']}")
-        context["title"] = context["texts"].get("title") or page["plan_name"]
-        return web.html("signup.html", status, **context)
+        """The form; ``ref`` is the merchant as the URL names it (slug or public key).
+
+        Every visitor of a plan variant gets the same page but for the CSP nonce and the form
+        token, so the plain page (no prefilled values, no errors: nothing of a visitor's own;
+        ``?language=`` only) is kept (``RenderCache``) by everything that goes into it: the
+        signup service's page as it came (prices, settings, language), the values and the
+        status."""
+        variant_id = page["variant"]["id"]
+        csrf_token = web.form_token(self.config["SECRET_KEY"], f"signup|{ref}|{variant_id}")
+
+        def context():
+            built = self._signup_context(page, values, errors)
+            built.pop("frame_ancestors")
+            built["preview_url"] = f"/signup/{ref}/{variant_id}/preview"
+            built["page_title"] = built["texts"].get("page_title") or (
+                f"{page['plan_name']} – {page['merchant']['name']}")
+            built["title"] = built["texts"].get("title") or page["plan_name"]
+            return built
+
+        plain = not errors and set(values) <= {"language"}
+        key = RENDERED.key(ref, page, values, status) if plain else None
+        return RENDERED.html(key, "signup.html", context, status,
+                             fresh={"csrf_token": csrf_token},
+                             frame_ancestors=web.frame_ancestors(page["settings"]))
 
 
 _logo_cache: dict[tuple[str, str], tuple[str, bytes]] = {}
+# rendered signup pages, per gateway process (see SignupPages._render_signup)
+RENDERED = web.RenderCache()
