@@ -223,3 +223,24 @@ def test_contract_terms_read_the_tax_category_whatever_the_spelling():
                              "country": "DE"})
     assert standard.tax_category == "S"
     assert standard.tax == TaxTreatment(D("19"), "standard", False, "DE")
+
+
+def test_contract_terms_are_cached_for_recent_contracts_only(monkeypatch):
+    from services.common import events
+    from services.documents import issuing
+    from services.documents.models import Contract
+    from tests.unit.documents import factories
+
+    monkeypatch.setattr(issuing, "TERMS_CACHE_SIZE", 3)
+    monkeypatch.setattr(issuing, "_terms_cache", type(issuing._terms_cache)())
+    contracts = []
+    for n in range(5):
+        payload = factories.contract_payload(f"ct_{n}")
+        contracts.append(Contract(id=f"ct_{n}", data=events.ContractCreated().dump(payload)))
+    first = issuing.contract_terms(contracts[0])
+    assert issuing.contract_terms(contracts[0]) is first  # parsed once while it is recent
+    for contract in contracts[1:]:
+        issuing.contract_terms(contract)
+    assert list(issuing._terms_cache) == ["ct_2", "ct_3", "ct_4"]  # bounded, oldest out
+    assert issuing.contract_terms(contracts[0]) is not first  # parsed again, same values
+    assert issuing.contract_terms(contracts[0]) == first
