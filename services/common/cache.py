@@ -32,10 +32,20 @@ class TTLCache:
         if entry is not None and entry[0] > now:
             return entry[1]
         value = load()
+        self.put(key, value)
+        return value
+
+    def peek(self, key: Hashable) -> Any:
+        """The live cached value for ``key``, or ``None``."""
+        entry = self._entries.get(key)
+        return entry[1] if entry is not None and entry[0] > self._monotonic() else None
+
+    def put(self, key: Hashable, value: Any) -> None:
+        if self.seconds <= 0:
+            return
         if len(self._entries) >= self.max_entries:
             self._entries.clear()
-        self._entries[key] = (now + self.seconds, value)
-        return value
+        self._entries[key] = (self._monotonic() + self.seconds, value)
 
     def forget(self, key: Hashable) -> None:
         self._entries.pop(key, None)

@@ -45,6 +45,8 @@ class TokensService(HealthRpc):
     portal_rpc = RpcProxy("portal")
 
     settings_cache = Cache("SETTINGS_CACHE_SECONDS", default=5)
+    # contract id → merchant id of contracts found in known_contracts (it never changes)
+    owners = Cache("CONTRACT_OWNER_CACHE_SECONDS", default=3600)
 
     @event_handler("ContractCreated")
     def handle_contract_created(self, event):
@@ -112,14 +114,18 @@ class TokensService(HealthRpc):
     def _check_contract(self, merchant_id: str, contract_id: str) -> None:
         """``NotFound`` unless the contract is the merchant's (asked of the portal service
         only the first time this service hears of a contract)."""
-        owner = store.contract_owner(self.db.session, contract_id) \
-            if isinstance(contract_id, str) else None
+        if not isinstance(contract_id, str):
+            raise NotFound("contract not found")
+        owner = self.owners.peek(contract_id) or \
+            store.contract_owner(self.db.session, contract_id)
         if owner is None:
             with self._deadline("portal"):
                 self.portal_rpc.verify_contract(merchant_id, contract_id)  # NotFound
             store.remember_contract(self.db.session, merchant_id, contract_id)
         elif owner != merchant_id:
             raise NotFound("contract not found")
+        else:  # a contract never changes merchant: remembering it in memory is always right
+            self.owners.put(contract_id, owner)
 
     def _settings(self, merchant_id: str) -> dict:
         def load():

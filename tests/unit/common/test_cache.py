@@ -60,3 +60,16 @@ def test_the_cache_stays_bounded():
     for key in range(10):
         cache.get(key, lambda key=key: key)
     assert len(cache._entries) <= 3
+
+
+def test_peek_and_put():
+    ticks = Ticks()
+    cache = TTLCache(10, monotonic=ticks)
+    assert cache.peek("ct_1") is None
+    cache.put("ct_1", "m_1")
+    assert cache.peek("ct_1") == "m_1"
+    ticks.now += 11
+    assert cache.peek("ct_1") is None
+    off = TTLCache(0)
+    off.put("ct_1", "m_1")
+    assert off.peek("ct_1") is None
