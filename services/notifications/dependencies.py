@@ -34,6 +34,15 @@ from .merchant_events import MerchantEventsRelay
 log = logging.getLogger(__name__)
 
 
+
+def sibling(container, cls):
+    """The container's dependency provider of type ``cls`` (the extensions here share the
+    database, clock and mailer providers the service declares)."""
+    for provider in container.dependencies:
+        if isinstance(provider, cls):
+            return provider
+    raise LookupError(cls)
+
 class Transaction:
     """A short transaction of its own, with ``add_event`` like the worker's unit of work."""
 
@@ -171,10 +180,7 @@ class WebhookDispatcher(DependencyProvider):
         self.sent = 0
 
     def _provider(self, cls):
-        for provider in self.container.dependencies:
-            if isinstance(provider, cls):
-                return provider
-        raise LookupError(cls)
+        return sibling(self.container, cls)
 
     @property
     def db(self) -> NotificationsDatabase:
@@ -251,10 +257,7 @@ class MailDispatcher(DependencyProvider):
         self.sent = 0
 
     def _provider(self, cls):
-        for provider in self.container.dependencies:
-            if isinstance(provider, cls):
-                return provider
-        raise LookupError(cls)
+        return sibling(self.container, cls)
 
     def get_dependency(self, worker_ctx):
         return self
