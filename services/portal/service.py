@@ -101,7 +101,7 @@ class PortalService(HealthRpc):
             raise NotFound("contract not found")
         account = ledger.Account.of(self.db.session, contract)
         return {"merchant_id": row.merchant_id, "contract_id": row.contract_id,
-                "expires_at": sessions.aware(row.expires_at).isoformat(),
+                "expires_at": row.expires_at.isoformat(),
                 "contract": contracts.contract_view(self.db.session, contract,
                                                     self.clock.today(), customer=customer,
                                                     account=account),

@@ -36,11 +36,6 @@ def well_formed(value) -> bool:
             and _SECRET.fullmatch(value[len(SESSION_PREFIX):]) is not None)
 
 
-def aware(value: dt.datetime) -> dt.datetime:
-    """Stored times are UTC; SQLite hands them back naive."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
-
-
 def open_session(session: Session, merchant_id: str, contract_id: str, token_id: str,
                  expires_at: dt.datetime, now: dt.datetime) -> dict:
     """A new session → ``{"session_id", "expires_at"}`` (the only time the id exists outside
@@ -84,7 +79,7 @@ def verify_with_contract(session: Session, session_id, now: dt.datetime) -> tupl
         raise _refusal(Unauthorized, "unknown", "Your session is not valid.")
     if row.revoked_at is not None:
         raise _refusal(Gone, "revoked", "Your session has ended.")
-    if now >= aware(row.expires_at):
+    if now >= row.expires_at:
         raise _refusal(Gone, "expired", "Your session has ended.")
     return row, found[1], found[2]
 

@@ -68,12 +68,6 @@ def default_validity(settings: dict | None) -> int:
     return min(max(value, MIN_VALIDITY_MINUTES), MAX_VALIDITY_MINUTES)
 
 
-def aware(value: dt.datetime) -> dt.datetime:
-    """Stored times are UTC; SQLite hands them back naive (``UTCDateTime`` is adapted away by
-    the SQLite dialect), so treat a naive value as UTC rather than compare it wrongly."""
-    return value if value.tzinfo is not None else value.replace(tzinfo=dt.UTC)
-
-
 def portal_url(public_url: str, token: str) -> str:
     return f"{public_url.rstrip('/')}/portal?token={token}"
 
@@ -122,7 +116,7 @@ def accept(session: Session, token, now: dt.datetime, session_minutes: int) -> d
         raise _refused(Unauthorized, "unknown", "This link is not valid.")
     if row.revoked_at is not None:
         raise _refused(Gone, "revoked", "This link is no longer valid.")
-    token_expires = aware(row.expires_at)
+    token_expires = row.expires_at
     if now >= token_expires:
         raise _refused(Gone, "expired", "This link has expired.")
     row.exchanges += 1
