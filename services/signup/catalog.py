@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+import types
 import uuid
 from decimal import Decimal
 
@@ -121,9 +122,27 @@ def merchant_by_ref(session: Session, ref: str) -> Merchant:
     return merchant_by_slug(session, ref)
 
 
+class PageRow(types.SimpleNamespace):
+    """A merchant, plan variant or plan as the hosted page reads it: the row's columns as
+    attributes, read-only in spirit (not mapped: changing one stores nothing)."""
+
+
+# The columns the hosted page and the order read (never a key hash); the same attribute
+# names as the models, so ``orders`` and ``pages`` take either.
+_PAGE_COLUMNS = (
+    (Merchant, ("id", "slug", "name", "public_key", "default_language", "country", "settings")),
+    (PlanVariant, ("id", "merchant_id", "ref", "plan_id", "name", "currency",
+                   "recurring_fee_minor", "setup_fee_minor", "billing_period_months",
+                   "trial_days", "notice_period", "minimum_term", "allow_self_service",
+                   "component_ids")),
+    (Plan, ("id", "merchant_id", "ref", "name", "description")),
+)
+
+
 def _page_target_statement(key):
-    return (select(Merchant, PlanVariant, Plan)
-            .join(PlanVariant, PlanVariant.merchant_id == Merchant.id)
+    columns = [model.__table__.c[name] for model, names in _PAGE_COLUMNS for name in names]
+    return (select(*columns)
+            .join_from(Merchant, PlanVariant, PlanVariant.merchant_id == Merchant.id)
             .join(Plan, Plan.id == PlanVariant.plan_id)
             .where(key == bindparam("ref"), PlanVariant.id == bindparam("variant_id"),
                    PlanVariant.allow_self_service.is_(True)))
@@ -134,18 +153,36 @@ _PAGE_TARGET_BY_KEY = _page_target_statement(Merchant.public_key)
 _PAGE_TARGET_BY_SLUG = _page_target_statement(Merchant.slug)
 
 
+def _page_slices():
+    """Each model's column names with where its values sit in a result row."""
+    start = 0
+    for _, names in _PAGE_COLUMNS:
+        yield names, slice(start, start + len(names))
+        start += len(names)
+
+
+_PAGE_SLICES = tuple(_page_slices())
+
+
 def page_target(session: Session, ref: str, variant_id: str
-                ) -> tuple[Merchant, PlanVariant, Plan]:
+                ) -> tuple[PageRow, PageRow, PageRow]:
     """Merchant (by slug or public key), its self-service variant and the variant's plan in
-    one query (the hosted page's hot path); anything missing or not self-service → NotFound."""
+    one query (the hosted page's hot path); anything missing or not self-service → NotFound.
+
+    A Core query on the session's connection, in the session's transaction: the ORM's
+    identity map and instance loading cost more than the query itself (about 0.1 ms of an
+    order's 1.1 ms in the service), and the page only reads these rows."""
     if not (isinstance(ref, str) and isinstance(variant_id, str) and len(ref) <= 64
             and len(variant_id) <= 40):
         raise NotFound("plan variant not found")
     statement = _PAGE_TARGET_BY_KEY if ref.startswith(PUBLIC_PREFIX) else _PAGE_TARGET_BY_SLUG
-    row = session.execute(statement, {"ref": ref, "variant_id": variant_id}).first()
+    row = session.connection().execute(statement, {"ref": ref, "variant_id": variant_id}
+                                       ).first()
     if row is None:
         raise NotFound("plan variant not found")
-    return row[0], row[1], row[2]
+    merchant, variant, plan = (PageRow(**dict(zip(names, row[part], strict=True)))
+                               for names, part in _PAGE_SLICES)
+    return merchant, variant, plan
 
 
 # -- generic helpers ------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sqlalchemy import func, select
 
 from services.common.errors import Conflict, IdempotencyKeyReused, InvalidInput, NotFound
-from services.signup import catalog, idempotency, orders, pages, schemas
+from services.signup import catalog, idempotency, models, orders, pages, schemas
 from services.signup.models import Coupon, IdempotencyKey, Order
 
 from .conftest import NOW
@@ -191,6 +191,26 @@ def test_lookups_are_scoped_to_the_merchant(session, make_merchant):
         comp = catalog.create_component(session, mine.id, schemas.load(
             schemas.ComponentCreate(), {"currency": "EUR", **SEATS}))
         catalog.update_variant(session, other.id, _.id, {"component_ids": [comp.id]})
+
+
+def test_the_page_reads_merchant_variant_and_plan_as_stored(session, make_merchant):
+    merchant, variant = make_merchant(components=[SEATS], settings={"ask_coupon": True},
+                                      trial_days=14)
+    for ref in (merchant.slug, merchant.public_key):
+        found = catalog.page_target(session, ref, variant.id)
+        for row, model in zip(found, (merchant, variant, session.get(
+                models.Plan, variant.plan_id)), strict=True):
+            for name, value in vars(row).items():
+                assert value == getattr(model, name), name
+    assert vars(found[0])["settings"] == {"ask_coupon": True}
+    assert "secret_key_hash" not in vars(found[0])
+    other, _ = make_merchant()
+    with pytest.raises(NotFound):
+        catalog.page_target(session, other.slug, variant.id)  # not its variant
+    variant.allow_self_service = False
+    session.flush()
+    with pytest.raises(NotFound):
+        catalog.page_target(session, merchant.slug, variant.id)
 
 
 def test_components_must_share_the_variants_currency(session, make_merchant):
