@@ -18,6 +18,7 @@ from functools import partial
 
 import eventlet
 from marshmallow import ValidationError
+from kombu import Consumer as KombuConsumer
 from nameko.events import EventHandler as _NamekoEventHandler
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import SharedExtension
@@ -30,6 +31,7 @@ from . import events, topology
 from .amqp import CONFIRMED, BrokerUnavailable, ConfirmingPublisher, Outgoing
 from .database import Database
 from .errors import PorticoError
+from .telemetry import CORRELATION_KEY, current_correlation_id, set_correlation_id
 
 log = logging.getLogger(__name__)
 
@@ -112,16 +114,32 @@ def _raw_body(message) -> bytes:
     return body if isinstance(body, bytes) else str(body).encode()
 
 
+class _WindowedConsumer(KombuConsumer):
+    """A kombu consumer that sets its own prefetch window just before it starts consuming
+    (RabbitMQ applies ``basic.qos`` to the consumers started after it on the channel)."""
+
+    window: int | None = None
+
+    def consume(self, no_ack=None):
+        if self.window:
+            self.qos(prefetch_count=self.window)
+        return super().consume(no_ack)
+
+
 class TolerantQueueConsumer(QueueConsumer):
     """nameko's queue consumer, except that an undecodable message is dead-lettered instead of
-    killing the consumer thread."""
+    killing the consumer thread, and a batching handler gets a wider prefetch window
+    (``EVENT_BATCH_SIZE``, default 50) than the others (``max_workers``)."""
 
     dead_letters = DeadLetters()
 
     def get_consumers(self, consumer_cls, channel):
-        consumers = super().get_consumers(consumer_cls, channel)
-        for consumer in consumers:
+        consumers = super().get_consumers(partial(_WindowedConsumer, channel), channel)
+        batch_window = int(self.container.config.get("EVENT_BATCH_SIZE", 50))
+        for provider, consumer in self._consumers.items():
             consumer.on_decode_error = self._on_decode_error
+            consumer.window = batch_window if getattr(provider, "batch", False) \
+                else self.prefetch_count
         return consumers
 
     def _on_decode_error(self, message, exc):
@@ -156,11 +174,14 @@ class EventHandler(_NamekoEventHandler):
     queue_consumer = TolerantQueueConsumer()
     dead_letters = DeadLetters()
 
-    def __init__(self, event_type: str, *, max_attempts: int = 5, inbox: bool = True, **kwargs):
+    def __init__(self, event_type: str, *, max_attempts: int = 5, inbox: bool = True,
+                 batch: bool = False, **kwargs):
         kind = events.event_type(event_type)
         super().__init__(kind.source, kind.name, reliable_delivery=True, **kwargs)
         self.max_attempts = max_attempts
         self.inbox = inbox
+        self.batch = batch
+        self._waiting: list[tuple[events.Event, object, dict]] = []
 
     @property
     def consumer_name(self) -> str:
@@ -179,11 +200,52 @@ class EventHandler(_NamekoEventHandler):
                         f"malformed event: {exc.messages}", self.queue.name)
             return
         context_data = self.unpack_message_headers(message)
+        if not self.batch:
+            self._spawn_one(event, message, context_data)
+            return
+        self._waiting.append((event, message, context_data))
+        if len(self._waiting) == 1:
+            # runs after the deliveries that arrived with this one (green threads start in
+            # the order they were spawned), so they share one worker and one transaction
+            self.container.spawn_managed_thread(self._spawn_batch,
+                                                identifier=f"{self.consumer_name}.batch")
+
+    def _spawn_one(self, event, message, context_data):
         try:
             self.container.spawn_worker(self, (event,), {}, context_data=context_data,
                                         handle_result=partial(self.handle_result, message))
         except ContainerBeingKilled:
             self.queue_consumer.requeue_message(message)
+
+    def _spawn_batch(self):
+        waiting, self._waiting = self._waiting, []
+        if len(waiting) == 1:
+            self._spawn_one(*waiting[0])
+            return
+        batch = Batch([(event, context.get(CORRELATION_KEY))
+                       for event, _, context in waiting])
+        try:
+            self.container.spawn_worker(
+                self, (batch,), {}, context_data=waiting[0][2],
+                handle_result=partial(self.handle_batch_result, waiting))
+        except ContainerBeingKilled:
+            for _, message, _ in waiting:
+                self.queue_consumer.requeue_message(message)
+
+    def handle_batch_result(self, waiting, worker_ctx, result=None, exc_info=None):
+        """All committed together → ack each. Anything failed → nothing of the batch was
+        written; each event runs again on its own, with its own retries and dead letter."""
+        result, exc_info = finish_unit_of_work(worker_ctx, result, exc_info)
+        if exc_info is None:
+            for event, message, _ in waiting:
+                self.queue_consumer.ack_message(message)
+            log.info("handled %d %s in %s", len(waiting), self.event_type, self.consumer_name)
+            return result, exc_info
+        log.warning("a batch of %d %s failed in %s (%s); handling each on its own",
+                    len(waiting), self.event_type, self.consumer_name, exc_info[1])
+        for event, message, context_data in waiting:
+            self._spawn_one(event, message, context_data)
+        return None, None
 
     def handle_result(self, message, worker_ctx, result=None, exc_info=None):
         result, exc_info = finish_unit_of_work(worker_ctx, result, exc_info)
@@ -210,18 +272,41 @@ class EventHandler(_NamekoEventHandler):
         return result, exc_info
 
 
+class Batch(list):
+    """Events that arrived together for one ``batch=True`` handler: ``(event, correlation_id)``
+    pairs handled by one worker in one transaction."""
+
+
 def event_handler(event_type: str, **kwargs):
-    """Decorate ``handle_<event>(self, event)``; redelivered events are skipped (inbox)."""
+    """Decorate ``handle_<event>(self, event)``; redelivered events are skipped (inbox).
+
+    ``batch=True``: events that arrive together (up to the consumer's prefetch, ``max_workers``)
+    are handled by one worker, one after the other, in one transaction and acked together: a
+    worker, a commit and a fsync per batch instead of per event. For handlers that only write
+    to their own database. If the batch fails, each of its events runs again on its own.
+    """
 
     def decorator(func):
-        @functools.wraps(func)
-        def with_inbox(self, event: events.Event):
+        def handle(self, event: events.Event):
             entrypoint_name = f"{type(self).name}.{func.__name__}"
             if kwargs.get("inbox", True) and not self.db.claim(entrypoint_name, event.event_id):
                 log.info("skipping redelivered %s %s", event.type, event.event_id,
                          extra={"event_id": event.event_id, "event_type": event.type})
                 return None
             return func(self, event)
+
+        @functools.wraps(func)
+        def with_inbox(self, event: events.Event | Batch):
+            if not isinstance(event, Batch):
+                return handle(self, event)
+            worker_correlation = current_correlation_id()
+            try:
+                for one, correlation_id in event:
+                    set_correlation_id(correlation_id or worker_correlation)
+                    handle(self, one)
+            finally:
+                set_correlation_id(worker_correlation)
+            return None
 
         return EventHandler.decorator(event_type, **kwargs)(with_inbox)
 

@@ -257,8 +257,30 @@ class Courier:
             raise Transient(f"portal cannot answer get_contract ({type(exc).__name__})") \
                 from None
 
+    def portal_urls(self, jobs: list[Job]) -> dict[str, str | Exception]:
+        """A fresh portal link for each job, minted in one call: job id → URL, or the
+        Transient/Permanent exception that job's mail gets."""
+        if len(jobs) == 1:
+            return _one_each(jobs, self.portal_url)
+        try:
+            minted = self._call("portal links", self.tokens.mint_tokens, [
+                {"merchant_id": job.merchant_id, "contract_id": job.contract_id}
+                for job in jobs])
+        except (MethodNotFound, IncorrectSignature):
+            return _one_each(jobs, self.portal_url)  # a tokens service without mint_tokens
+        except (Transient, Permanent) as exc:
+            return {job.id: exc for job in jobs}
+        return {job.id: answer["url"] if "url" in answer else Permanent(
+                    f"portal link: {answer.get('error', {}).get('message', answer)}")
+                for job, answer in zip(jobs, minted, strict=True)}
+
     def build(self, job: Job) -> tuple[EmailMessage, str, str]:
         """The message, its recipient and language; raises Transient/Permanent/Skip."""
+        draft = self.draft(job)
+        return self.finish(draft, self.portal_url(job) if draft.needs_portal_url else None)
+
+    def draft(self, job: Job) -> Draft:
+        """Everything but the portal link: raises Transient/Permanent/Skip."""
         contract = self.contract(job)
         customer = contract.get("customer") or {}
         recipient = (customer.get("email") or "").strip()
@@ -280,20 +302,24 @@ class Courier:
             log.error("template of %s failed at send time (%s); using the built-in one",
                       job.merchant_id, exc)
             rendered = templates.render(emails.template_parts(job.kind, language, None), values)
-        if rendered.uses_portal_url:
-            rendered = rendered.with_portal_url(self.portal_url(job))
         attachments = [self.attachment(job)] if job.kind in emails.DOCUMENT_KINDS and \
             job.document_id else []
         sender = Address(display_name=_one_line(merchant.get("name")) or
                          self.sender.display_name, addr_spec=self.sender.addr_spec)
+        return Draft(job, rendered, recipient, language, sender, attachments)
+
+    def finish(self, draft: Draft, portal_url: str | None) -> tuple[EmailMessage, str, str]:
+        rendered = draft.rendered
+        if draft.needs_portal_url:
+            rendered = rendered.with_portal_url(portal_url)
         try:
-            message = emails.compose(rendered, recipient=recipient, sender=sender,
-                                     message_id=job.message_id, date=self.now,
-                                     attachments=attachments)
+            message = emails.compose(rendered, recipient=draft.recipient, sender=draft.sender,
+                                     message_id=draft.job.message_id, date=self.now,
+                                     attachments=draft.attachments)
         except Exception as exc:  # the header parser raises several kinds for a bad address
-            raise Permanent(f"cannot address the e-mail to {recipient!r}: "
+            raise Permanent(f"cannot address the e-mail to {draft.recipient!r}: "
                             f"{type(exc).__name__} {exc}") from None
-        return message, recipient, language
+        return message, draft.recipient, draft.language
 
     def template(self, kind: str, language: str, merchant_default: str | None) -> dict:
         """The merchant's own template in the language, else in their default language, else
@@ -305,7 +331,9 @@ class Courier:
         return emails.template_parts(kind, language, None)
 
     def deliver(self, job: Job) -> tuple[str, str, str]:
-        message, recipient, language = self.build(job)
+        return self.hand_over(*self.build(job))
+
+    def hand_over(self, message: EmailMessage, recipient: str, language: str):
         try:
             self.send(message)
         except PermanentMailError as exc:
@@ -313,6 +341,68 @@ class Courier:
         except Exception as exc:
             raise Transient(f"{type(exc).__name__}: {exc}") from None
         return recipient, str(message["Subject"]), language
+
+    def deliver_all(self, jobs: list[Job]) -> list[tuple]:
+        """Build and send several jobs, minting their portal links in one call; each job's
+        outcome, in order: ``("sent", recipient, subject, language)``, ``("skipped", why)``,
+        ``("failed", why)`` or ``("retrying", why)``."""
+        outcomes: dict[str, tuple] = {}
+        drafts = []
+        for job in jobs:
+            outcome = _outcome(lambda job=job: drafts.append(self.draft(job)), job)
+            if outcome is not None:
+                outcomes[job.id] = outcome
+        urls = self.portal_urls([d.job for d in drafts if d.needs_portal_url])
+        for draft in drafts:
+            def send(draft=draft):
+                url = urls.get(draft.job.id)
+                if isinstance(url, Exception):
+                    raise url
+                return ("sent", *self.hand_over(*self.finish(draft, url)))
+            outcomes[draft.job.id] = _outcome(send, draft.job)
+        return [outcomes[job.id] for job in jobs]
+
+
+@dataclasses.dataclass(frozen=True)
+class Draft:
+    """A job's e-mail rendered, waiting only for its portal link (if it has one)."""
+
+    job: Job
+    rendered: templates.Rendered
+    recipient: str
+    language: str
+    sender: Address
+    attachments: list
+
+    @property
+    def needs_portal_url(self) -> bool:
+        return self.rendered.uses_portal_url
+
+
+def _one_each(jobs: list[Job], mint) -> dict[str, str | Exception]:
+    urls: dict[str, str | Exception] = {}
+    for job in jobs:
+        try:
+            urls[job.id] = mint(job)
+        except (Transient, Permanent) as exc:
+            urls[job.id] = exc
+    return urls
+
+
+def _outcome(attempt, job: Job) -> tuple | None:
+    """Run ``attempt()``; its outcome tuple (None when it returns none), every failure
+    classified. A bug must not leave the job leased and silent."""
+    try:
+        return attempt()
+    except Skip as exc:
+        return ("skipped", str(exc))
+    except Permanent as exc:
+        return ("failed", str(exc))
+    except Transient as exc:
+        return ("retrying", str(exc))
+    except Exception as exc:
+        log.exception("e-mail %s failed unexpectedly", job.id)
+        return ("retrying", f"{type(exc).__name__}: {exc}")
 
 
 def _one_line(value) -> str:
@@ -333,33 +423,29 @@ def custom_templates(session: Session, merchant_ids: set[str]) -> dict[str, dict
 
 def send_one(courier: Courier, job: Job, transaction, now_fn, rng=None) -> str:
     """Build and send one job, then record its outcome in a new transaction; the status."""
-    outcome: tuple = ()
-    try:
-        recipient, subject, language = courier.deliver(job)
-        outcome = ("sent", recipient, subject, language)
-    except Skip as exc:
-        outcome = ("skipped", str(exc))
-    except Permanent as exc:
-        outcome = ("failed", str(exc))
-    except Transient as exc:
-        outcome = ("retrying", str(exc))
-    except Exception as exc:  # a bug must not leave the job leased and silent
-        log.exception("e-mail %s failed unexpectedly", job.id)
-        outcome = ("retrying", f"{type(exc).__name__}: {exc}")
+    return send_all(courier, [job], transaction, now_fn, rng)[0]
+
+
+def send_all(courier: Courier, jobs: list[Job], transaction, now_fn, rng=None) -> list[str]:
+    """Build and send jobs (``Courier.deliver_all``), then record every outcome in one new
+    transaction; their statuses."""
+    outcomes = courier.deliver_all(jobs)
     with transaction() as tx:
         now = now_fn()
-        if outcome[0] == "sent":
-            for event in record_sent(tx.session, job, now, recipient=outcome[1],
-                                     subject=outcome[2], language=outcome[3]):
-                tx.add_event(event)
-        elif outcome[0] == "skipped":
-            record_skipped(tx.session, job, now, outcome[1])
-        else:
-            record_failure(tx.session, job, now, outcome[1],
-                           transient=outcome[0] == "retrying", rng=rng)
-    if outcome[0] != "sent":
-        log.warning("e-mail %s (%s): %s: %s", job.id, job.kind, outcome[0], outcome[-1])
-    return outcome[0]
+        for job, outcome in zip(jobs, outcomes, strict=True):
+            if outcome[0] == "sent":
+                for event in record_sent(tx.session, job, now, recipient=outcome[1],
+                                         subject=outcome[2], language=outcome[3]):
+                    tx.add_event(event)
+            elif outcome[0] == "skipped":
+                record_skipped(tx.session, job, now, outcome[1])
+            else:
+                record_failure(tx.session, job, now, outcome[1],
+                               transient=outcome[0] == "retrying", rng=rng)
+    for job, outcome in zip(jobs, outcomes, strict=True):
+        if outcome[0] != "sent":
+            log.warning("e-mail %s (%s): %s: %s", job.id, job.kind, outcome[0], outcome[-1])
+    return [outcome[0] for outcome in outcomes]
 
 
 # -- the mail log API --------------------------------------------------------------------------

@@ -59,63 +59,63 @@ class NotificationsService(HealthRpc):
     documents_rpc = RpcProxy("documents")
 
     # -- every event merchants may see -------------------------------------------------------
-    @event_handler("OrderSubmitted")
+    @event_handler("OrderSubmitted", batch=True)
     def handle_order_submitted(self, event):
         self._fan_out(event)
 
-    @event_handler("CustomerCreated")
+    @event_handler("CustomerCreated", batch=True)
     def handle_customer_created(self, event):
         self._fan_out(event)
 
-    @event_handler("ContractCreated")
+    @event_handler("ContractCreated", batch=True)
     def handle_contract_created(self, event):
         self._fan_out(event)  # + the welcome e-mail
 
-    @event_handler("CustomerChanged")
+    @event_handler("CustomerChanged", batch=True)
     def handle_customer_changed(self, event):
         self._fan_out(event)
 
-    @event_handler("ContractChanged")
+    @event_handler("ContractChanged", batch=True)
     def handle_contract_changed(self, event):
         self._fan_out(event)
 
-    @event_handler("ContractCancelled")
+    @event_handler("ContractCancelled", batch=True)
     def handle_contract_cancelled(self, event):
         self._fan_out(event)  # + the cancellation confirmation
 
-    @event_handler("ContractEnded")
+    @event_handler("ContractEnded", batch=True)
     def handle_contract_ended(self, event):
         self._fan_out(event)
 
-    @event_handler("SelfServiceTokenIssued")
+    @event_handler("SelfServiceTokenIssued", batch=True)
     def handle_self_service_token_issued(self, event):
         self._fan_out(event)
 
-    @event_handler("SelfServiceTokensRevoked")
+    @event_handler("SelfServiceTokensRevoked", batch=True)
     def handle_self_service_tokens_revoked(self, event):
         self._fan_out(event)
 
-    @event_handler("InvoiceIssued")
+    @event_handler("InvoiceIssued", batch=True)
     def handle_invoice_issued(self, event):
         self._fan_out(event)  # + the invoice e-mail with its PDF
 
-    @event_handler("CreditNoteIssued")
+    @event_handler("CreditNoteIssued", batch=True)
     def handle_credit_note_issued(self, event):
         self._fan_out(event)  # + the credit note e-mail with its PDF
 
-    @event_handler("ReminderIssued")
+    @event_handler("ReminderIssued", batch=True)
     def handle_reminder_issued(self, event):
         self._fan_out(event)  # + the reminder e-mail with its PDF
 
-    @event_handler("PaymentReceived")
+    @event_handler("PaymentReceived", batch=True)
     def handle_payment_received(self, event):
         self._fan_out(event)
 
-    @event_handler("EmailSent")
+    @event_handler("EmailSent", batch=True)
     def handle_email_sent(self, event):
         self._fan_out(event)
 
-    @event_handler("WebhookDeliveryFailed")
+    @event_handler("WebhookDeliveryFailed", batch=True)
     def handle_webhook_delivery_failed(self, event):
         self._fan_out(event)
 

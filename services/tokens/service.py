@@ -16,7 +16,7 @@ from services.common.cache import Cache
 from services.common.clock import Clock
 from services.common.database import Database
 from services.common.entrypoints import event_handler, rpc, timer
-from services.common.errors import NotFound, PorticoError
+from services.common.errors import InvalidInput, NotFound, PorticoError
 from services.common.health import HealthRpc
 from services.common.telemetry import Correlation
 
@@ -48,7 +48,7 @@ class TokensService(HealthRpc):
     # contract id → merchant id of contracts found in known_contracts (it never changes)
     owners = Cache("CONTRACT_OWNER_CACHE_SECONDS", default=3600)
 
-    @event_handler("ContractCreated")
+    @event_handler("ContractCreated", batch=True)
     def handle_contract_created(self, event):
         store.remember_contract(self.db.session, event.merchant_id, event.payload["contract_id"])
 
@@ -67,6 +67,30 @@ class TokensService(HealthRpc):
             validity_minutes = store.default_validity(self._settings(merchant_id))
         return store.mint(self.db, merchant_id, contract_id, validity_minutes,
                           self.clock.now(), self.config["PUBLIC_URL"])
+
+    @rpc
+    def mint_tokens(self, requests: list[dict]) -> list[dict]:
+        """Many ``mint_token`` calls in one: ``[{"merchant_id", "contract_id"}, …]`` (each at
+        the merchant's default validity) → one answer per request, in order: the minted
+        ``{"token", "expires_at", "url"}``, or ``{"error": {"code", "message"}}`` for a
+        contract that is not the merchant's. One transaction for all of them (the e-mail
+        senders mint a link for each mail of a run)."""
+        if not isinstance(requests, list) or not all(
+                isinstance(r, dict) and isinstance(r.get("merchant_id"), str) for r in requests):
+            raise InvalidInput("requests must be a list of {merchant_id, contract_id}")
+        answers = []
+        for request in requests:
+            merchant_id, contract_id = request["merchant_id"], request.get("contract_id")
+            try:
+                self._check_contract(merchant_id, contract_id)
+            except NotFound as exc:
+                answers.append({"error": {"code": "not_found", "message": str(exc)}})
+                continue
+            answers.append(store.mint(
+                self.db, merchant_id, contract_id,
+                store.default_validity(self._settings(merchant_id)), self.clock.now(),
+                self.config["PUBLIC_URL"]))
+        return answers
 
     @rpc
     def exchange_token(self, token: str, client_ip: str | None = None) -> dict:

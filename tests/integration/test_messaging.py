@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import uuid
 
 import kombu
 import pytest
@@ -198,3 +199,50 @@ def test_failing_and_malformed_messages_are_dead_lettered_not_dropped(rabbit_con
     assert json.loads(failed[0].body)["event_id"] == poison.event_id  # the original, intact
     queue = topology.consumer_queue_name("ContractEnded", "consumer", "handle_contract_ended")
     assert {m.headers["x-portico-queue"] for m in failed} == {queue}
+
+
+class BatchConsumer:
+    """The same effect, handled in batches; ``worker`` tells which worker handled each event."""
+
+    name = "batch_consumer"
+    db = Database(consumer_metadata)
+
+    @event_handler("ContractEnded", max_attempts=3, batch=True)
+    def handle_contract_ended(self, event):
+        if event.payload["contract_id"] == "poison":
+            raise RuntimeError("this contract cannot end")
+        worker = self.db.__dict__.setdefault("worker", uuid.uuid4().hex[:8])
+        self.db.session.execute(effects.insert().values(
+            event_id=event.event_id, aggregate_id=f"worker_{worker}", sequence=event.sequence))
+
+
+def test_batched_events_share_a_worker_and_a_poison_one_fails_alone(
+        rabbit_config, container_factory, tmp_path):
+    amqp_uri = rabbit_config["AMQP_URI"]
+    with kombu.Connection(amqp_uri) as conn:  # the queue exists before its consumer starts
+        topology.consumer_queue("ContractEnded", "batch_consumer",
+                                "handle_contract_ended")(conn.channel()).declare()
+    burst = [ended(f"ct_{i}").with_sequence(1) for i in range(20)]
+    for event in [*burst, burst[3]]:  # and one redelivered
+        publish_raw(amqp_uri, json.dumps(event.body()).encode())
+    url = database(tmp_path, "batch_consumer", consumer_metadata)
+    container = container_factory(BatchConsumer, {**rabbit_config, "DB_URL": url})
+    container.start()
+
+    wait_until(lambda: count(url, effects) == 20, 15, what="the burst")
+    handled = rows(url, select(effects.c.event_id, effects.c.aggregate_id))
+    assert sorted(e for e, _ in handled) == sorted(e.event_id for e in burst)  # each once
+    assert len({worker for _, worker in handled}) < 20  # several events per worker
+
+    later = [ended(f"ct_later_{i}").with_sequence(1) for i in range(5)]
+    poison = ended("poison").with_sequence(1)
+    for event in [later[0], later[1], poison, later[2], later[3], later[4]]:
+        publish_raw(amqp_uri, json.dumps(event.body()).encode())
+    wait_until(lambda: count(url, effects) == 25, 15, what="the good events around the poison")
+    parked: list = []
+    wait_until(lambda: parked.extend(dead_letters(amqp_uri)) or parked, 20,
+               what="the poison event parked")
+    assert [json.loads(m.body)["event_id"] for m in parked] == [poison.event_id]
+    assert parked[0].headers[ATTEMPTS_HEADER] == 3
+    assert sorted(e for (e,) in rows(url, select(effects.c.event_id))) == \
+        sorted(e.event_id for e in burst + later)

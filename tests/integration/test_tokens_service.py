@@ -130,6 +130,22 @@ def test_minting_for_another_merchants_contract_is_not_found(tokens):
         service.mint_token("m_1", "ct_1", 10081)
 
 
+def test_many_links_in_one_call_each_checked_against_its_merchant(tokens):
+    service, clock = tokens
+    answers = service.mint_tokens([{"merchant_id": "m_1", "contract_id": "ct_1"},
+                                   {"merchant_id": "m_1", "contract_id": "ct_9"},
+                                   {"merchant_id": "m_1", "contract_id": "ct_1"}])
+    first, refused, third = answers
+    assert refused == {"error": {"code": "not_found", "message": "contract not found"}}
+    assert first["token"] != third["token"]
+    for minted in (first, third):
+        assert dt.datetime.fromisoformat(minted["expires_at"]) == clock.now() + dt.timedelta(
+            minutes=45)
+        assert service.exchange_token(minted["token"])["contract_id"] == "ct_1"
+    with pytest.raises(InvalidInput):
+        service.mint_tokens([{"contract_id": "ct_1"}])
+
+
 def test_failed_exchanges_are_counted_per_client_even_though_the_calls_fail(tokens):
     service, clock = tokens
     good = service.mint_token("m_1", "ct_1", 60)["token"]

@@ -50,6 +50,14 @@ class Services:
         self.minted += 1
         return {"token": "tok", "url": f"https://p.example/portal?token=tok{self.minted}"}
 
+    def mint_tokens(self, requests):
+        if isinstance(self._mint, Exception):
+            raise self._mint
+        self.batches = getattr(self, "batches", []) + [requests]
+        return [{"error": {"code": "not_found", "message": "contract not found"}}
+                if r["contract_id"] == "ct_gone" else
+                self.mint_token(r["merchant_id"], r["contract_id"]) for r in requests]
+
     def get_pdf(self, merchant_id, document_id, contract_id=None):
         if isinstance(self._pdf, Exception):
             raise self._pdf
@@ -137,6 +145,29 @@ def test_older_neighbours_degrade_gracefully():
     sent = []
     courier(services, sent).deliver(job("portal_link"))
     assert "https://p.example/portal\n" in sent[0].get_body(("plain",)).get_content()
+
+
+def test_a_run_of_mails_mints_its_links_in_one_call():
+    services, sent = Services(), []
+    jobs = [job(id=f"mail_{n}", contract_id=f"ct_{n}", message_id=f"<{n}@p.example>")
+            for n in range(3)] + [job(id="mail_x", contract_id="ct_gone")]
+    outcomes = courier(services, sent).deliver_all(jobs)
+    assert [o[0] for o in outcomes] == ["sent", "sent", "sent", "failed"]
+    assert "contract not found" in outcomes[3][1]
+    assert [[r["contract_id"] for r in batch] for batch in services.batches] == \
+        [["ct_0", "ct_1", "ct_2", "ct_gone"]]
+    links = {m.get_body(("plain",)).get_content().split("token=")[1].split()[0] for m in sent}
+    assert links == {"tok1", "tok2", "tok3"}  # each mail its own link
+
+
+def test_a_run_falls_back_to_one_mint_each_and_keeps_outcomes_apart():
+    services = Services(mint=MethodNotFound("mint_tokens"))
+    outcomes = courier(services).deliver_all([job(id="a"), job(id="b")])
+    assert [o[0] for o in outcomes] == ["sent", "sent"]  # mint_token's own fallback
+    down = Services(mint=RuntimeError("tokens down"))
+    outcomes = courier(down).deliver_all([job(id="a"), job(id="b", kind="welcome",
+                                                           cause=None, contract_id=None)])
+    assert [o[0] for o in outcomes] == ["retrying", "failed"]
 
 
 def test_transport_errors_are_classified():
