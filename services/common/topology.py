@@ -47,8 +47,6 @@ SUBSCRIPTIONS: list[tuple[str, str, str]] = [
     ("notifications", "handle_credit_note_issued", "CreditNoteIssued"),
     ("notifications", "handle_reminder_issued", "ReminderIssued"),
     ("notifications", "handle_payment_received", "PaymentReceived"),
-    ("notifications", "handle_email_sent", "EmailSent"),
-    ("notifications", "handle_webhook_delivery_failed", "WebhookDeliveryFailed"),
 ]
 
 

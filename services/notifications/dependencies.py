@@ -24,10 +24,10 @@ from eventlet.queue import Empty, LightQueue
 from nameko.extensions import DependencyProvider
 
 from services.common.clock import Clock
-from services.common.database import Database, UnitOfWork, stage_event
+from services.common.database import Database, UnitOfWork, next_sequence, stage_event
 from services.common.entrypoints import Timer
 
-from . import delivery, mail_jobs, signing, url_guard, webhook_store, webhooks
+from . import delivery, fan_out, mail_jobs, signing, url_guard, webhook_store, webhooks
 from .mailer import Mailer
 from .merchant_events import MerchantEventsRelay
 
@@ -44,16 +44,29 @@ def sibling(container, cls):
     raise LookupError(cls)
 
 class Transaction:
-    """A short transaction of its own, with ``add_event`` like the worker's unit of work."""
+    """A short transaction of its own, with ``add_event`` like the worker's unit of work, and
+    ``announce`` for this service's own merchant-visible events."""
 
     def __init__(self, provider: NotificationsDatabase):
         self.provider = provider
         self.session = provider.sessionmaker()
         self.staged = 0
+        self.pokes: set[str] = set()
 
     def add_event(self, event):
         self.staged += 1
         return stage_event(self.session, self.provider.metadata, event)
+
+    def announce(self, event, now):
+        """``EmailSent``, ``WebhookDeliveryFailed``: no other service listens to them, so they
+        go straight to the merchant's AMQP subscribers and webhooks, in this transaction (a
+        round trip through the broker back to this service would cost more than the mail)."""
+        sequenced = event.with_sequence(next_sequence(self.session, self.provider.metadata,
+                                                      event.aggregate_id))
+        self.staged += 1
+        if fan_out.to_merchant(self.session, sequenced, now):
+            self.pokes.add("dispatch_webhooks")
+        return sequenced
 
 
 class NotificationsUnit(UnitOfWork):
@@ -80,6 +93,7 @@ class NotificationsUnit(UnitOfWork):
             tx.session.close()
         if tx.staged:
             self._provider.events_committed()
+        self._provider.poke(tx.pokes)
 
 
 class NotificationsDatabase(Database):
@@ -119,10 +133,15 @@ class NotificationsDatabase(Database):
     def worker_result(self, worker_ctx, result=None, exc_info=None):
         # called after the entrypoint committed and acked (nameko's order)
         unit = self.units.get(worker_ctx)
-        if unit is None or not unit.pokes or exc_info is not None:
+        if unit is not None and exc_info is None:
+            self.poke(unit.pokes)
+
+    def poke(self, timer_methods: set[str]) -> None:
+        """Run those dispatch timers now (work for them has just committed)."""
+        if not timer_methods:
             return
         for entrypoint in self.container.entrypoints:
-            if isinstance(entrypoint, DispatchTimer) and entrypoint.method_name in unit.pokes:
+            if isinstance(entrypoint, DispatchTimer) and entrypoint.method_name in timer_methods:
                 entrypoint.poke()
 
 
@@ -226,9 +245,10 @@ class WebhookDispatcher(DependencyProvider):
             result = delivery.post(claim.url, claim.body, headers, timeout=self.timeout,
                                    allow_loopback=self.allow_loopback)
             with self.db.transaction() as tx:
-                for event in webhook_store.record(tx.session, claim, result, self.now(),
+                now = self.now()
+                for event in webhook_store.record(tx.session, claim, result, now,
                                                   jitter=self.jitter, rng=self.rng):
-                    tx.add_event(event)
+                    tx.announce(event, now)
             self.sent += 1
         except Exception:
             log.exception("webhook delivery %s: recording failed; retried after the lease",

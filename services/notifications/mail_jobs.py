@@ -436,7 +436,7 @@ def send_all(courier: Courier, jobs: list[Job], transaction, now_fn, rng=None) -
             if outcome[0] == "sent":
                 for event in record_sent(tx.session, job, now, recipient=outcome[1],
                                          subject=outcome[2], language=outcome[3]):
-                    tx.add_event(event)
+                    tx.announce(event, now)
             elif outcome[0] == "skipped":
                 record_skipped(tx.session, job, now, outcome[1])
             else:

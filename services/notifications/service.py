@@ -22,9 +22,9 @@ from services.common.telemetry import Correlation
 
 from . import (
     emails,
+    fan_out,
     idempotency,
     mail_jobs,
-    merchant_events,
     schemas,
     templates,
     url_guard,
@@ -111,20 +111,13 @@ class NotificationsService(HealthRpc):
     def handle_payment_received(self, event):
         self._fan_out(event)
 
-    @event_handler("EmailSent", batch=True)
-    def handle_email_sent(self, event):
-        self._fan_out(event)
-
-    @event_handler("WebhookDeliveryFailed", batch=True)
-    def handle_webhook_delivery_failed(self, event):
-        self._fan_out(event)
+    # this service's own EmailSent and WebhookDeliveryFailed are fanned out where they are
+    # recorded (``Transaction.announce``), not heard back from the broker
 
     def _fan_out(self, event):
         now = self.clock.now()
-        body = webhook_store.envelope_json(event)
-        merchant_events.stage(self.db.session, event, body)
         self.db.merchant_event_staged()
-        if webhook_store.create_deliveries(self.db.session, event, body, now):
+        if fan_out.to_merchant(self.db.session, event, now):
             self.db.poke_after_commit("dispatch_webhooks")
         kind = emails.kind_for(event.type)
         if kind:

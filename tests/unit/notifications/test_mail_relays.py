@@ -1,5 +1,5 @@
 """The notifications service's relays on SQLite (the merchant events relay, and the shared one
-that carries ``EmailSent``): the process's one connection is free while the broker confirms,
+for events on the internal bus): the process's one connection is free while the broker confirms,
 rows are marked only once confirmed, and a nack stops the batch in order."""
 import datetime as dt
 import json
