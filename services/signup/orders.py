@@ -238,7 +238,7 @@ def submit(db: UnitOfWork, merchant: Merchant, variant: PlanVariant, form: dict,
     customer = {k: v for k, v in priced.customer.items() if v is not None}
     customer["language"] = language
     external_id = form.get("external_id") or None
-    db.session.execute(_INSERT_ORDER, {
+    db.session.connection().execute(_INSERT_ORDER, {
         "id": order_id, "merchant_id": merchant.id, "plan_variant_id": variant.id,
         "contract_id": contract_id, "customer_id": customer_id, "customer": customer,
         "lines": priced_dict, "language": language, "external_id": external_id,
@@ -279,7 +279,8 @@ def submit(db: UnitOfWork, merchant: Merchant, variant: PlanVariant, form: dict,
             "price": priced_dict}
 
 
-# built once: the order POST is the signup page's hot path (a Core insert, no ORM flush)
+# built once: the order POST is the signup page's hot path (a Core insert on the session's
+# connection: neither an ORM flush nor the ORM execute layer)
 _INSERT_ORDER = Order.__table__.insert()
 
 
