@@ -274,14 +274,14 @@ class SignupPages:
     @route("POST", "/signup/<string:slug>/<string:variant_id>")
     def signup_submit(self, request, slug, variant_id):
         web.no_delay(request)
-        language = self._signup_language(request)
-        previewing = request.form.get("action") == "preview"
-        limited = self._rate_limited(request, "preview" if previewing else "submit")
+        values = request.form.to_dict()  # each field's first value, as MultiDict.get reads it
+        language = self._signup_language(request, values)
+        previewing = values.get("action") == "preview"
+        limited = self._rate_limited(request, "preview" if previewing else "submit", values)
         if limited:
             return limited
-        form = self._order_form(request.form)
-        values = dict(request.form.items())
-        if web.cross_site(request) or not self._form_token_ok(request, slug, variant_id):
+        form = self._order_form(values, request.form.getlist("accepted_terms"))
+        if web.cross_site(request) or not self._form_token_ok(values, slug, variant_id):
             try:
                 page = self.signup_rpc.get_signup_page(slug, variant_id, language, form)
             except NotFound:
@@ -317,18 +317,19 @@ class SignupPages:
     def signup_live_preview(self, request, slug, variant_id):
         """The price fragment for the page's script (same CSRF token as the form)."""
         web.no_delay(request)
-        if self._rate_limited(request, "preview"):
+        values = request.form.to_dict()
+        if self._rate_limited(request, "preview", values):
             return web.security_headers(Response("", status=429))
-        if web.cross_site(request) or not self._form_token_ok(request, slug, variant_id):
+        if web.cross_site(request) or not self._form_token_ok(values, slug, variant_id):
             return web.security_headers(Response("", status=403))
-        language = self._signup_language(request)
+        language = self._signup_language(request, values)
         try:
-            page = self.signup_rpc.get_signup_page(slug, variant_id, language,
-                                                   self._order_form(request.form))
+            page = self.signup_rpc.get_signup_page(
+                slug, variant_id, language,
+                self._order_form(values, request.form.getlist("accepted_terms")))
         except NotFound:
             return web.security_headers(Response("", status=404))
-        context = self._signup_context(page, dict(request.form.items()),
-                                       typed_mistakes(page["preview"]["errors"]))
+        context = self._signup_context(page, values, typed_mistakes(page["preview"]["errors"]))
         return web.html("signup_preview.html", 200, **context)
 
     @route("GET", "/signup/<string:slug>/<string:variant_id>/done")
@@ -372,18 +373,17 @@ class SignupPages:
         return response
 
     # -- helpers --------------------------------------------------------------------------------
-    def _signup_language(self, request) -> str | None:
-        """?language= (or the form's), else the browser's; None lets the merchant's default
-        decide."""
-        explicit = request.args.get("language") or (
-            request.form.get("language") if request.method == "POST" else None)
+    def _signup_language(self, request, posted: dict | None = None) -> str | None:
+        """?language= (or the posted form's: ``posted``), else the browser's; None lets the
+        merchant's default decide."""
+        explicit = request.args.get("language") or (posted or {}).get("language")
         if explicit in web.LANGUAGES:
             return explicit
         if request.headers.get("Accept-Language"):
             return request.accept_languages.best_match(web.LANGUAGES)
         return None
 
-    def _rate_limited(self, request, kind: str):
+    def _rate_limited(self, request, kind: str, posted: dict | None = None):
         setting, default = RATE_LIMITS[kind]
         bucket = limiter(kind, str(self.config.get(setting) or default))
         if bucket is None:
@@ -392,15 +392,15 @@ class SignupPages:
         allowed, retry_after = bucket.allow(ip)
         if allowed:
             return None
-        language = self._signup_language(request) or "en"
+        language = self._signup_language(request, posted) or "en"
         response = error_page(429, language, title="Too many requests",
                               message="Please wait a moment and try again.")
         response.headers["Retry-After"] = str(retry_after)
         return response
 
-    def _form_token_ok(self, request, slug, variant_id) -> bool:
+    def _form_token_ok(self, posted: dict, slug, variant_id) -> bool:
         return web.check_form_token(self.config["SECRET_KEY"], f"signup|{slug}|{variant_id}",
-                                    request.form.get("csrf_token"))
+                                    posted.get("csrf_token"))
 
     def _order_failed(self, slug, language, exc):
         log.error("signup submit failed for %s: %s", slug, type(exc).__name__)
@@ -440,16 +440,19 @@ class SignupPages:
         return values
 
     @staticmethod
-    def _order_form(form) -> dict:
-        """The order as the service reads it, from the posted form (strings only)."""
+    def _order_form(posted: dict, accepted_terms: list) -> dict:
+        """The order as the service reads it, from the posted form (strings only): ``posted``
+        holds each field's first value (``MultiDict.to_dict()``; a plain dict, since a
+        MultiDict raises and catches an exception for every field it lacks), the terms boxes
+        come as their list."""
         return {
-            "customer": {name: form.get(name, "") for name in FIELD_ORDER if name in form},
-            "components": {key[len("component."):]: value for key, value in form.items()
+            "customer": {name: posted[name] for name in FIELD_ORDER if name in posted},
+            "components": {key[len("component."):]: value for key, value in posted.items()
                            if key.startswith("component.")},
-            "coupon_code": form.get("coupon_code") or None,
-            "accepted_terms": form.getlist("accepted_terms"),
-            "external_id": form.get("external_id") or None,
-            "quoted_price": form.get("quoted_price") or None,
+            "coupon_code": posted.get("coupon_code") or None,
+            "accepted_terms": accepted_terms,
+            "external_id": posted.get("external_id") or None,
+            "quoted_price": posted.get("quoted_price") or None,
         }
 
     def _signup_context(self, page: dict, values: dict, errors: dict) -> dict:
