@@ -20,7 +20,7 @@ from tests.support.cluster import Cluster, free_port
 
 AMQP = "amqp://guest:guest@127.0.0.1:5672/"
 MANAGEMENT = "http://guest:guest@127.0.0.1:15672"
-NOT_BENCHMARKS = {"harness", "__main__"}
+NOT_BENCHMARKS = {"harness", "smtp_sink", "__main__"}
 
 
 def available() -> list[str]:
@@ -38,7 +38,8 @@ def main(argv: list[str]) -> int:
     smtp_port = free_port()
     # a real SMTP server that accepts and drops every mail: e-mails are measured up to SMTP
     sink = subprocess.Popen([sys.executable, "-m", "aiosmtpd", "-n", "-l",
-                             f"127.0.0.1:{smtp_port}", "-c", "aiosmtpd.handlers.Sink"])
+                             f"127.0.0.1:{smtp_port}", "-c", "bench.smtp_sink.PipeliningSink"],
+                            cwd=Path(__file__).resolve().parent.parent)
     env = {"LOG_LEVEL": "WARNING", "MAIL_TRANSPORT": "smtp", "SMTP_HOST": "127.0.0.1",
            "SMTP_PORT": str(smtp_port),
            # the per-IP limits would be what is measured: one load generator, one IP

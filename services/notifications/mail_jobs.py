@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import dataclasses
 import datetime as dt
+import functools
 import hashlib
 import json
 import logging
@@ -30,8 +31,9 @@ from email.message import EmailMessage
 
 import eventlet
 from nameko.exceptions import IncorrectSignature, MethodNotFound
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
 from services.common import events
 from services.common.errors import NotFound, PorticoError
@@ -141,8 +143,19 @@ def release(session: Session, ids: list[str]) -> None:
 
 
 def _set(session: Session, job: Job, **values) -> None:
-    # an UPDATE by key, no read first; rows of this session's identity map follow it
-    session.execute(update(MailLog).where(MailLog.id == job.id).values(**values))
+    # a plain UPDATE by key, no read first (built once per set of columns); a row of this
+    # session's identity map is expired so that it reads the new values
+    session.execute(_update_mail(tuple(values)), {"mail_id": job.id, **values})
+    loaded = session.identity_map.get(identity_key(MailLog, job.id))
+    if loaded is not None:
+        session.expire(loaded)
+
+
+@functools.cache
+def _update_mail(columns: tuple[str, ...]):
+    t = MailLog.__table__
+    return t.update().where(t.c.id == bindparam("mail_id")).values(
+        {column: bindparam(column) for column in columns})
 
 
 def record_sent(session: Session, job: Job, now: dt.datetime, *, recipient: str,

@@ -105,7 +105,7 @@ class SmtpTransport:
             session.close()
 
     def connect(self) -> smtplib.SMTP:
-        smtp = smtplib.SMTP(self.host, self.port, timeout=self.timeout)
+        smtp = PipeliningSMTP(self.host, self.port, timeout=self.timeout)
         try:
             if self.starttls:
                 smtp.starttls(context=ssl.create_default_context())
@@ -115,6 +115,71 @@ class SmtpTransport:
             smtp.close()
             raise
         return smtp
+
+
+class PipeliningSMTP(smtplib.SMTP):
+    """``smtplib.SMTP`` that pipelines (RFC 2920) when the server offers it, as Postfix and
+    every large relay do: MAIL FROM, the RCPT TOs and DATA go out in one write and their
+    replies are read together, then the message; two round trips per mail instead of four.
+    Refusals raise the same exceptions as ``smtplib`` (so they are classified the same)."""
+
+    def sendmail(self, from_addr, to_addrs, msg, mail_options=(), rcpt_options=()):
+        self.ehlo_or_helo_if_needed()
+        if not self.has_extn("pipelining"):
+            return super().sendmail(from_addr, to_addrs, msg, mail_options, rcpt_options)
+        if isinstance(msg, str):
+            msg = smtplib._fix_eols(msg).encode("ascii")
+        if isinstance(to_addrs, str):
+            to_addrs = [to_addrs]
+        options = [*(["size=%d" % len(msg)] if self.has_extn("size") else []), *mail_options]
+        if any(option.lower() == "smtputf8" for option in mail_options):
+            if not self.has_extn("smtputf8"):
+                raise smtplib.SMTPNotSupportedError("SMTPUTF8 not supported by server")
+            self.command_encoding = "utf-8"
+        commands = [f"mail FROM:{smtplib.quoteaddr(from_addr)}{_options(options)}"]
+        commands += [f"rcpt TO:{smtplib.quoteaddr(to)}{_options(rcpt_options)}"
+                     for to in to_addrs]
+        commands.append("data")
+        self.send("".join(command + smtplib.CRLF for command in commands))
+        mail_reply = self.getreply()
+        refused = {}
+        for to in to_addrs:
+            code, text = self.getreply()
+            if code not in (250, 251):
+                refused[to] = (code, text)
+        data_code, data_text = self.getreply()
+        if data_code == 354 and (mail_reply[0] != 250 or len(refused) == len(to_addrs)):
+            self.send(b"." + smtplib.bCRLF)  # nothing to deliver: end the empty message
+            self.getreply()
+        if mail_reply[0] != 250:
+            self._rset()
+            if mail_reply[0] == 421:
+                self.close()
+            raise smtplib.SMTPSenderRefused(*mail_reply, from_addr)
+        if len(refused) == len(to_addrs):
+            self._rset()
+            raise smtplib.SMTPRecipientsRefused(refused)
+        if data_code != 354:
+            self._rset()
+            if data_code == 421:
+                self.close()
+            raise smtplib.SMTPDataError(data_code, data_text)
+        body = smtplib._quote_periods(msg)
+        if body[-2:] != smtplib.bCRLF:
+            body += smtplib.bCRLF
+        self.send(body + b"." + smtplib.bCRLF)
+        code, text = self.getreply()
+        if code != 250:
+            if code == 421:
+                self.close()
+            else:
+                self._rset()
+            raise smtplib.SMTPDataError(code, text)
+        return refused
+
+
+def _options(options) -> str:
+    return (" " + " ".join(options)) if options else ""
 
 
 class _SmtpSession:

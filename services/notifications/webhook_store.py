@@ -13,7 +13,7 @@ import json
 import random
 import uuid
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from services.common import events
@@ -150,13 +150,11 @@ def create_deliveries(session: Session, event: events.Event, body: str,
                       now: dt.datetime) -> int:
     """One pending delivery per enabled endpoint of the event's merchant that wants it;
     ``body`` is the envelope as sent (``envelope_json``)."""
-    # plain statements: this runs for every event, and most merchants have no endpoint
-    endpoints = WebhookEndpoint.__table__
+    # plain statements built once: this runs for every event, and most merchants have no
+    # endpoint
     rows = []
-    for endpoint_id, event_types in session.execute(
-            select(endpoints.c.id, endpoints.c.event_types).where(
-                endpoints.c.merchant_id == event.merchant_id,
-                endpoints.c.enabled.is_(True))):
+    for endpoint_id, event_types in session.execute(_ENABLED_ENDPOINTS,
+                                                    {"merchant_id": event.merchant_id}):
         types = json.loads(event_types) if event_types else None
         if webhooks.wants(types, event, endpoint_id):
             rows.append({"id": new_id("wd"), "merchant_id": event.merchant_id,
@@ -165,8 +163,15 @@ def create_deliveries(session: Session, event: events.Event, body: str,
                          "status": "pending", "attempts": 0, "next_attempt_at": now,
                          "created_at": now})
     if rows:
-        session.execute(WebhookDelivery.__table__.insert(), rows)
+        session.execute(_INSERT_DELIVERY, rows)
     return len(rows)
+
+
+_ENABLED_ENDPOINTS = select(WebhookEndpoint.__table__.c.id,
+                            WebhookEndpoint.__table__.c.event_types).where(
+    WebhookEndpoint.__table__.c.merchant_id == bindparam("merchant_id"),
+    WebhookEndpoint.__table__.c.enabled.is_(True))
+_INSERT_DELIVERY = WebhookDelivery.__table__.insert()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -31,19 +31,31 @@ PDF = b"%PDF-1.7\n% a tiny stand-in invoice\n%%EOF\n"
 
 
 class SmtpServer:
-    """Keeps every accepted message; ``answers`` (a list) scripts refusals of DATA."""
+    """Keeps every accepted message; ``answers`` (a list) scripts refusals of DATA,
+    ``rcpt_answers`` refusals of RCPT TO. Offers PIPELINING (as Postfix does) unless told
+    not to."""
 
-    def __init__(self):
+    def __init__(self, pipelining: bool = True):
         self.messages: list[email.message.EmailMessage] = []
         self.answers: list[str] = []
+        self.rcpt_answers: list[str] = []
         self.connections = 0
+        self.pipelining = pipelining
         self.controller = Controller(self, hostname="127.0.0.1", port=free_port())
         self.controller.start()
 
     async def handle_EHLO(self, server, session, envelope, hostname, responses):
         self.connections += 1  # one EHLO per connection
         session.host_name = hostname
+        if self.pipelining:
+            responses.insert(1, "250-PIPELINING")
         return responses
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if self.rcpt_answers:
+            return self.rcpt_answers.pop(0)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # aiosmtpd calls it so
         if self.answers:
@@ -56,8 +68,8 @@ class SmtpServer:
 
 
 @pytest.fixture
-def smtp():
-    server = SmtpServer()
+def smtp(request):
+    server = SmtpServer(pipelining=getattr(request, "param", True))
     yield server
     server.controller.stop()
 
@@ -245,6 +257,7 @@ def test_template_problems_are_refused_with_their_line(rpc):
     assert rpc.get_email_template(merchant, "invoice", "fr")["custom"] is False
 
 
+@pytest.mark.parametrize("smtp", [True, False], indirect=True, ids=["pipelined", "plain"])
 def test_transient_smtp_failure_is_retried_with_backoff(rpc, smtp, world, rabbit_config,
                                                         notifications):
     clock = freeze(notifications)
@@ -266,8 +279,13 @@ def test_transient_smtp_failure_is_retried_with_backoff(rpc, smtp, world, rabbit
     assert len(smtp.messages) == 1
 
 
-def test_permanent_smtp_failure_is_recorded(rpc, smtp, world, rabbit_config):
-    smtp.answers = ["550 5.1.1 Mailbox does not exist"]
+@pytest.mark.parametrize("smtp", [True, False], indirect=True, ids=["pipelined", "plain"])
+@pytest.mark.parametrize("refused_at", ["DATA", "RCPT"])
+def test_permanent_smtp_failure_is_recorded(rpc, smtp, world, rabbit_config, refused_at):
+    if refused_at == "DATA":
+        smtp.answers = ["550 5.1.1 Mailbox does not exist"]
+    else:
+        smtp.rcpt_answers = ["550 5.1.1 Mailbox does not exist"]
     event = a_contract(world)
     publish(rabbit_config["AMQP_URI"], event)
 
