@@ -29,7 +29,7 @@ from email.utils import format_datetime
 from babel.dates import format_date
 from babel.numbers import format_currency
 
-from . import default_templates, templates
+from . import default_templates, mime, templates
 
 EVENT_KINDS = {
     "ContractCreated": "welcome",
@@ -161,8 +161,20 @@ def template_parts(kind: str, language: str, custom: dict | None) -> dict[str, s
 
 def compose(rendered: templates.Rendered, *, recipient: str, sender: Address,
             message_id: str, date: dt.datetime,
-            attachments: list[tuple[str, bytes]] = ()) -> EmailMessage:
-    """``multipart/alternative`` (text, HTML), inside ``multipart/mixed`` with any PDFs."""
+            attachments: list[tuple[str, bytes]] = ()) -> EmailMessage | mime.Composed:
+    """``multipart/alternative`` (text, HTML), inside ``multipart/mixed`` with any PDFs:
+    written directly (``mime.compose``) where it can be, else with the ``email`` package."""
+    fast = mime.compose(subject=rendered.subject, text=rendered.text, html=rendered.html,
+                        recipient=recipient, sender=sender, message_id=message_id, date=date,
+                        attachments=attachments)
+    return fast if fast is not None else compose_with_email_package(
+        rendered, recipient=recipient, sender=sender, message_id=message_id, date=date,
+        attachments=attachments)
+
+
+def compose_with_email_package(rendered: templates.Rendered, *, recipient: str,
+                               sender: Address, message_id: str, date: dt.datetime,
+                               attachments: list[tuple[str, bytes]] = ()) -> EmailMessage:
     message = EmailMessage(policy=POLICY)
     message["From"] = sender
     message["To"] = Address(addr_spec=recipient)  # the bare address: what the customer gave

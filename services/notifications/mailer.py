@@ -19,6 +19,8 @@ from pathlib import Path
 
 from nameko.extensions import DependencyProvider
 
+from .mime import Composed
+
 
 class PermanentMailError(Exception):
     """The server refused the message for good (SMTP 5xx)."""
@@ -49,7 +51,9 @@ class FileTransport:
         path = self.directory / file_name(message_id)
         if not path.is_file():
             return None
-        return email.message_from_bytes(path.read_bytes(), policy=policy.default)
+        # either line end: the direct writer's mails are stored as sent (CRLF)
+        return email.message_from_bytes(path.read_bytes().replace(b"\r\n", b"\n"),
+                                        policy=policy.default)
 
 
 def _smtp_code(exc: smtplib.SMTPException) -> int | None:
@@ -201,7 +205,10 @@ class _SmtpSession:
         try:
             if self.smtp is None:
                 self.smtp = self.transport.connect()
-            self.smtp.send_message(message)
+            if isinstance(message, Composed):  # already serialized, plain ASCII addresses
+                self.smtp.sendmail(message.sender, [message.recipient], message.raw)
+            else:
+                self.smtp.send_message(message)
         except smtplib.SMTPServerDisconnected:
             raise
         except smtplib.SMTPAuthenticationError:
