@@ -115,8 +115,11 @@ class ConfirmingPublisher:
             self._channel.exchange_declare(name, type_, durable=True, auto_delete=False)
             self._declared.add(name)
 
-    def publish_batch(self, messages: list[Outgoing], *, declare: bool = True) -> list[str]:
-        """Publish and wait for confirms; return CONFIRMED/RETURNED/NACKED per message."""
+    def publish_batch(self, messages: list[Outgoing], *, declare: bool = True,
+                      mandatory: bool = True) -> list[str]:
+        """Publish and wait for confirms; return CONFIRMED/RETURNED/NACKED per message.
+        ``mandatory=False`` for exchanges where no bound queue is normal (the broker then
+        drops an unroutable message instead of sending it back)."""
         if not messages:
             return []
         with self._lock:
@@ -133,7 +136,7 @@ class ConfirmingPublisher:
                         properties={"delivery_mode": 2, "message_id": msg.message_id},
                     )
                     channel.basic_publish(amqp_msg, exchange=msg.exchange,
-                                          routing_key=msg.routing_key, mandatory=True)
+                                          routing_key=msg.routing_key, mandatory=mandatory)
                     self._next_tag += 1
                     tags.append(self._next_tag)
                 deadline = time.monotonic() + self.confirm_timeout

@@ -62,11 +62,12 @@ class MerchantEventsRelay(OutboxRelay):
                             .limit(self.batch_size)).all()
 
     def _publish(self, rows) -> list:
+        # not mandatory: most merchants bind no queue, and a returned message is only traffic
         return self.publisher.publish_batch([
             Outgoing(exchange=MERCHANT_EVENTS_EXCHANGE, routing_key=row.routing_key,
                      body=row.body.encode(), message_id=row.event_id,
                      headers=json.loads(row.headers or "{}"))
-            for row in rows])
+            for row in rows], mandatory=False)
 
     def _settle(self, conn, rows, results) -> int:
         settled = []

@@ -151,6 +151,22 @@ def test_redelivered_and_repeated_events_never_issue_a_second_invoice(
                                                                 "INV-2027-00002"]
 
 
+def test_a_burst_of_contracts_is_invoiced_once_each_with_numbers_in_a_row(
+        documents, merchant, rabbit_config):
+    # contracts arriving together share a worker; those invoiced at once render mid-batch
+    trials = [f.contract_created(merchant, start=START, trial_end=dt.date(2027, 1, 29),
+                                 trial_days=14) for _ in range(5)]
+    paying = [f.contract_created(merchant, start=START) for _ in range(5)]
+    burst = [event for pair in zip(trials, paying, strict=True) for event in pair]
+    f.publish(rabbit_config["AMQP_URI"], *burst, paying[2])  # and one redelivered
+    wait_until(lambda: handled(documents, *burst), 20, what="every contract handled")
+    invoices = wait_for_documents(documents, merchant, 5)
+    assert sorted(i["contract_id"] for i in invoices) == sorted(
+        e.payload["contract_id"] for e in paying)
+    assert sorted(number for number, *_ in rows(documents)) == [
+        f"INV-2027-0000{n}" for n in range(1, 6)]
+
+
 def test_billing_due_before_the_contract_is_known_is_billed_when_it_arrives(
         documents, merchant, rabbit_config):
     amqp = rabbit_config["AMQP_URI"]
