@@ -36,6 +36,9 @@ class OutboxRelay:
         self.name = name
         self.batch_size = int(config.get("OUTBOX_BATCH_SIZE", 200))
         self.poll_seconds = float(config.get("OUTBOX_POLL_SECONDS", 1.0))
+        # woken by a commit, wait this long for the commits right behind it, so that under
+        # load one round (two short transactions, one confirm wait) carries several events
+        self.linger_seconds = float(config.get("OUTBOX_LINGER_SECONDS", 0.003))
         self.publisher = publisher or ConfirmingPublisher(config["AMQP_URI"])
         self._wake = threading.Event()
         self._stopped = threading.Event()
@@ -79,7 +82,8 @@ class OutboxRelay:
                 log.info("outbox: broker back after %.1f s", time.monotonic() - outage_since)
                 outage_since = None
             backoff = 0.2
-            self._wake.wait(self.poll_seconds)
+            if self._wake.wait(self.poll_seconds) and self.linger_seconds > 0:
+                self._stopped.wait(self.linger_seconds)
             self._wake.clear()
         self.publisher.close()
 

@@ -3,6 +3,8 @@ for events on the internal bus): the process's one connection is free while the 
 rows are marked only once confirmed, and a nack stops the batch in order."""
 import datetime as dt
 import json
+import threading
+import time
 
 import pytest
 from sqlalchemy import create_engine, select
@@ -90,3 +92,33 @@ def test_the_publisher_check_itself_notices_a_held_connection(engine):
         held.exec_driver_sql("SELECT 1")
         with pytest.raises(PoolTimeout):
             Publisher(engine).publish_batch([])
+
+
+def test_a_woken_relay_lingers_so_the_commits_right_behind_share_its_round(engine):
+    def stage(n):
+        with Session(engine) as session:
+            stage_event(session, Base.metadata, ended(n))
+            session.commit()
+
+    publisher = Publisher(engine)
+    made = OutboxRelay(engine, Base.metadata, {"AMQP_URI": "memory://",
+                                               "OUTBOX_POLL_SECONDS": 30,
+                                               "OUTBOX_LINGER_SECONDS": 0.5},
+                       name="notifications", publisher=publisher)
+    runner = threading.Thread(target=made.run)
+    runner.start()
+    try:
+        time.sleep(0.1)  # the relay found nothing and waits to be woken
+        stage(0)
+        made.wake()
+        time.sleep(0.05)  # well inside the linger
+        stage(1)
+        stage(2)
+        made.wake()
+        deadline = time.monotonic() + 5
+        while made.published < 3 and time.monotonic() < deadline:
+            time.sleep(0.01)
+    finally:
+        made.stop()
+        runner.join(5)
+    assert [len(batch) for batch in publisher.batches] == [3]
