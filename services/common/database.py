@@ -207,6 +207,19 @@ class UnitOfWork:
         # on PostgreSQL and then inserts nothing, instead of failing on the primary key
         return inserted is not None
 
+    def claim_many(self, consumer: str, event_ids: list[str]) -> set[str]:
+        """``claim`` for a batch, in one statement: the ids not handled before."""
+        unique = list(dict.fromkeys(event_ids))
+        if not unique:
+            return set()
+        stmt = _claim_inbox(self._provider.metadata.tables["inbox"],
+                            self.session.get_bind().dialect.name)
+        now = utcnow()
+        inserted = self.session.execute(stmt, [
+            {"consumer": consumer, "event_id": event_id, "processed_at": now}
+            for event_id in unique])
+        return {event_id for (event_id,) in inserted}
+
     def outbox_pending(self) -> int:
         return self._provider.outbox_pending()
 

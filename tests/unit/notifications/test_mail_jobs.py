@@ -210,8 +210,10 @@ def ended_event():
 
 
 def test_jobs_are_claimed_once_and_retried_on_the_backoff(session):
-    row = mail_jobs.queue_for_event(session, ended_event(), "cancellation", NOW, "p.example")
+    mail_id = mail_jobs.queue_for_event(session, ended_event(), "cancellation", NOW,
+                                        "p.example")
     session.commit()
+    row = session.get(MailLog, mail_id)
     assert row.message_id.endswith("@p.example>") and row.status == "queued"
 
     [claimed] = mail_jobs.claim_due(session, NOW, 10)
@@ -247,7 +249,9 @@ def test_transient_failures_give_up_after_the_schedule(session):
 
 
 def test_mail_log_is_scoped_to_the_merchant(session):
-    row = mail_jobs.queue_for_event(session, ended_event(), "cancellation", NOW, "p.example")
+    mail_id = mail_jobs.queue_for_event(session, ended_event(), "cancellation", NOW,
+                                        "p.example")
+    row = session.get(MailLog, mail_id)
     assert mail_jobs.get_mail(session, "m_1", row.id) is row
     with pytest.raises(NotFound):
         mail_jobs.get_mail(session, "m_2", row.id)
