@@ -73,6 +73,7 @@ class NotificationsUnit(UnitOfWork):
     def __init__(self, provider: NotificationsDatabase):
         super().__init__(provider)
         self.pokes: set[str] = set()
+        self.endpoints: dict = {}  # merchant → webhook endpoints, read once per transaction
 
     def poke_after_commit(self, timer_method: str) -> None:
         """Run that dispatch timer as soon as this worker's transaction has committed."""

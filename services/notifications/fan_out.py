@@ -13,8 +13,10 @@ from services.common import events
 from . import merchant_events, webhook_store
 
 
-def to_merchant(session: Session, event: events.Event, now: dt.datetime) -> int:
-    """Stage ``event`` for the merchant; the number of webhook deliveries created."""
+def to_merchant(session: Session, event: events.Event, now: dt.datetime,
+                endpoints: dict | None = None) -> int:
+    """Stage ``event`` for the merchant; the number of webhook deliveries created.
+    ``endpoints``: the transaction's memo of each merchant's webhook endpoints."""
     body = webhook_store.envelope_json(event)
     merchant_events.stage(session, event, body)
-    return webhook_store.create_deliveries(session, event, body, now)
+    return webhook_store.create_deliveries(session, event, body, now, endpoints)

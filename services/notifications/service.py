@@ -117,7 +117,7 @@ class NotificationsService(HealthRpc):
     def _fan_out(self, event):
         now = self.clock.now()
         self.db.merchant_event_staged()
-        if fan_out.to_merchant(self.db.session, event, now):
+        if fan_out.to_merchant(self.db.session, event, now, self.db.endpoints):
             self.db.poke_after_commit("dispatch_webhooks")
         kind = emails.kind_for(event.type)
         if kind:

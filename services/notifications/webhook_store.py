@@ -147,14 +147,20 @@ def envelope_json(event: events.Event) -> str:
 
 
 def create_deliveries(session: Session, event: events.Event, body: str,
-                      now: dt.datetime) -> int:
+                      now: dt.datetime, endpoints: dict | None = None) -> int:
     """One pending delivery per enabled endpoint of the event's merchant that wants it;
-    ``body`` is the envelope as sent (``envelope_json``)."""
+    ``body`` is the envelope as sent (``envelope_json``). ``endpoints``: a merchant →
+    endpoints memo for one transaction (a batch of events of one merchant reads them once)."""
     # plain statements built once: this runs for every event, and most merchants have no
     # endpoint
+    if endpoints is None:
+        endpoints = {}
+    found = endpoints.get(event.merchant_id)
+    if found is None:
+        found = endpoints[event.merchant_id] = session.execute(
+            _ENABLED_ENDPOINTS, {"merchant_id": event.merchant_id}).all()
     rows = []
-    for endpoint_id, event_types in session.execute(_ENABLED_ENDPOINTS,
-                                                    {"merchant_id": event.merchant_id}):
+    for endpoint_id, event_types in found:
         types = json.loads(event_types) if event_types else None
         if webhooks.wants(types, event, endpoint_id):
             rows.append({"id": new_id("wd"), "merchant_id": event.merchant_id,
