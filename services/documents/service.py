@@ -54,16 +54,10 @@ class DocumentsService(HealthRpc):
     storage = DocumentStorage()
 
     # -- contract events -------------------------------------------------------------------------
-    @event_handler("ContractCreated", batch=True)
+    @event_handler("ContractCreated")
     def handle_contract_created(self, event):
-        """Keep the contract; the first invoice now (no trial) or at the trial's end.
-
-        Batched: contracts that arrive together are kept in one transaction. One whose
-        invoice is due at once commits the batch so far and renders it there; should a later
-        event of the batch fail, the rerun of each skips what was committed (inbox)."""
-        issued = issuing.contract_created(self.db, event, self.clock.today())
-        if issued:
-            self._render(issued)
+        """Keep the contract; the first invoice now (no trial) or at the trial's end."""
+        self._render(issuing.contract_created(self.db, event, self.clock.today()))
 
     @event_handler("BillingDue")
     def handle_billing_due(self, event):

@@ -153,7 +153,7 @@ def test_redelivered_and_repeated_events_never_issue_a_second_invoice(
 
 def test_a_burst_of_contracts_is_invoiced_once_each_with_numbers_in_a_row(
         documents, merchant, rabbit_config):
-    # contracts arriving together share a worker; those invoiced at once render mid-batch
+    # trial and paying contracts interleaved, all at once
     trials = [f.contract_created(merchant, start=START, trial_end=dt.date(2027, 1, 29),
                                  trial_days=14) for _ in range(5)]
     paying = [f.contract_created(merchant, start=START) for _ in range(5)]
