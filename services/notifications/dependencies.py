@@ -262,7 +262,7 @@ class WebhookDispatcher(DependencyProvider):
 class MailDispatcher(DependencyProvider):
     """Workers get ``dispatch_due(courier)``: claim what is due and hand it to the senders.
 
-    ``MAIL_CONCURRENCY`` (20) senders take jobs from one queue; ``MAIL_BATCH_SIZE`` (100) bounds
+    ``MAIL_CONCURRENCY`` (20) senders take jobs from one queue; ``MAIL_BATCH_SIZE`` (200) bounds
     what is claimed (leased) but not yet started. A tick claims, queues, starts senders for the
     free slots and returns: it never waits for a batch to finish, so a slow mail or a slow
     service holds up only its own sender. While a backlog remains (the last claim was full),
@@ -271,7 +271,7 @@ class MailDispatcher(DependencyProvider):
     def setup(self):
         config = self.container.config
         self.concurrency = max(1, int(config.get("MAIL_CONCURRENCY", 20)))
-        self.batch = max(1, int(config.get("MAIL_BATCH_SIZE", 100)))
+        self.batch = max(1, int(config.get("MAIL_BATCH_SIZE", 200)))
         self.run = max(1, int(config.get("MAIL_RUN", 10)))
         self.pool = GreenPool(self.concurrency)
         self.queue: LightQueue = LightQueue()
