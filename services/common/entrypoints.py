@@ -17,8 +17,8 @@ import traceback
 from functools import partial
 
 import eventlet
-from marshmallow import ValidationError
 from kombu import Consumer as KombuConsumer
+from marshmallow import ValidationError
 from nameko.events import EventHandler as _NamekoEventHandler
 from nameko.exceptions import ContainerBeingKilled
 from nameko.extensions import SharedExtension
@@ -237,7 +237,7 @@ class EventHandler(_NamekoEventHandler):
         written; each event runs again on its own, with its own retries and dead letter."""
         result, exc_info = finish_unit_of_work(worker_ctx, result, exc_info)
         if exc_info is None:
-            for event, message, _ in waiting:
+            for _, message, _ in waiting:
                 self.queue_consumer.ack_message(message)
             log.info("handled %d %s in %s", len(waiting), self.event_type, self.consumer_name)
             return result, exc_info

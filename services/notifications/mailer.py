@@ -135,7 +135,7 @@ class PipeliningSMTP(smtplib.SMTP):
             msg = smtplib._fix_eols(msg).encode("ascii")
         if isinstance(to_addrs, str):
             to_addrs = [to_addrs]
-        options = [*(["size=%d" % len(msg)] if self.has_extn("size") else []), *mail_options]
+        options = [*([f"size={len(msg)}"] if self.has_extn("size") else []), *mail_options]
         if any(option.lower() == "smtputf8" for option in mail_options):
             if not self.has_extn("smtputf8"):
                 raise smtplib.SMTPNotSupportedError("SMTPUTF8 not supported by server")

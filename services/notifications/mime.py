@@ -66,7 +66,7 @@ def compose(*, subject: str, text: str, html: str, recipient: str, sender: Addre
             attachments: list[tuple[str, bytes]] = ()) -> Composed | None:
     """The message as bytes, or None when it needs more than this writer does."""
     if not (_PLAIN_ADDRESS.fullmatch(recipient) and _PLAIN_ADDRESS.fullmatch(sender.addr_spec)
-            and _FILE_NAME_OK(attachments)):
+            and all(_FILE_NAME.fullmatch(name) for name, _ in attachments)):
         return None
     from_value = _mailbox(sender.display_name, sender.addr_spec)
     subject_value = _unstructured("Subject", subject)
@@ -89,10 +89,6 @@ def compose(*, subject: str, text: str, html: str, recipient: str, sender: Addre
         lines.append(f'Content-Type: multipart/alternative;\r\n boundary="{alternative}"')
     raw = "\r\n".join(lines).encode("ascii") + CRLF + CRLF + body
     return Composed(raw, headers, sender.addr_spec, recipient)
-
-
-def _FILE_NAME_OK(attachments) -> bool:  # noqa: N802  (reads as a condition above)
-    return all(_FILE_NAME.fullmatch(name) for name, _ in attachments)
 
 
 def _boundary() -> str:

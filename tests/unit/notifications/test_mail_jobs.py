@@ -53,7 +53,7 @@ class Services:
     def mint_tokens(self, requests):
         if isinstance(self._mint, Exception):
             raise self._mint
-        self.batches = getattr(self, "batches", []) + [requests]
+        self.batches = [*getattr(self, "batches", []), requests]
         return [{"error": {"code": "not_found", "message": "contract not found"}}
                 if r["contract_id"] == "ct_gone" else
                 self.mint_token(r["merchant_id"], r["contract_id"]) for r in requests]
