@@ -199,16 +199,12 @@ class UnitOfWork:
 
     def claim(self, consumer: str, event_id: str) -> bool:
         """Record that ``consumer`` handles ``event_id``; False if it already did (redelivery)."""
-        stmt = _claim_inbox(self._provider.metadata.tables["inbox"],
-                            self.session.get_bind().dialect.name)
-        inserted = self.session.execute(stmt, {"consumer": consumer, "event_id": event_id,
-                                               "processed_at": utcnow()}).first()
-        # one statement: a concurrent delivery of the same event waits for this transaction
-        # on PostgreSQL and then inserts nothing, instead of failing on the primary key
-        return inserted is not None
+        return event_id in self.claim_many(consumer, [event_id])
 
     def claim_many(self, consumer: str, event_ids: list[str]) -> set[str]:
-        """``claim`` for a batch, in one statement: the ids not handled before."""
+        """``claim`` for a batch, in one statement: the ids not handled before. A concurrent
+        delivery of the same event waits for this transaction on PostgreSQL and then inserts
+        nothing, instead of failing on the primary key."""
         unique = list(dict.fromkeys(event_ids))
         if not unique:
             return set()

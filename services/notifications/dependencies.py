@@ -24,7 +24,7 @@ from eventlet.queue import Empty, LightQueue
 from nameko.extensions import DependencyProvider
 
 from services.common.clock import Clock
-from services.common.database import Database, UnitOfWork, next_sequence, stage_event
+from services.common.database import Database, UnitOfWork, next_sequence
 from services.common.entrypoints import Timer
 
 from . import delivery, fan_out, mail_jobs, signing, url_guard, webhook_store, webhooks
@@ -44,18 +44,14 @@ def sibling(container, cls):
     raise LookupError(cls)
 
 class Transaction:
-    """A short transaction of its own, with ``add_event`` like the worker's unit of work, and
-    ``announce`` for this service's own merchant-visible events."""
+    """A short transaction of its own, with ``announce`` for this service's own
+    merchant-visible events."""
 
     def __init__(self, provider: NotificationsDatabase):
         self.provider = provider
         self.session = provider.sessionmaker()
         self.staged = 0
         self.pokes: set[str] = set()
-
-    def add_event(self, event):
-        self.staged += 1
-        return stage_event(self.session, self.provider.metadata, event)
 
     def announce(self, event, now):
         """``EmailSent``, ``WebhookDeliveryFailed``: no other service listens to them, so they

@@ -440,11 +440,6 @@ def custom_templates(session: Session, merchant_ids: set[str]) -> dict[str, dict
     return found
 
 
-def send_one(courier: Courier, job: Job, transaction, now_fn, rng=None) -> str:
-    """Build and send one job, then record its outcome in a new transaction; the status."""
-    return send_all(courier, [job], transaction, now_fn, rng)[0]
-
-
 def send_all(courier: Courier, jobs: list[Job], transaction, now_fn, rng=None) -> list[str]:
     """Build and send jobs (``Courier.deliver_all``), then record every outcome in one new
     transaction; their statuses."""
