@@ -3,8 +3,9 @@ own RabbitMQ user (made by ``ops/amqp_users.py`` through the management API), ge
 events and is refused another merchant's.
 """
 import json
+import os
 import re
-import subprocess
+import signal
 import sys
 import tempfile
 import uuid
@@ -55,16 +56,20 @@ def merchant_user(management, rabbit_config):
 class Consumer:
     """The documented consumer as a process; its stdout lines are the events it printed.
 
-    Its output goes to a file that is polled (no pipe): a green read on a pipe can collide
-    with a stale hub listener on the same, reused file descriptor."""
+    Its output goes to a file that is polled, and it is started with ``posix_spawn``: no pipe
+    at all, because a green read on a pipe (even the one ``Popen`` reads the child's exec
+    status from) can collide with a stale hub listener on the same, reused file descriptor."""
 
     def __init__(self, settings):
         env = {"PORTICO_AMQP_URI": settings["amqp_uri"],
                "PORTICO_MERCHANT_ID": settings["merchant_id"], "PATH": "/usr/bin:/bin"}
         self.out = tempfile.NamedTemporaryFile("w+", suffix=".out", delete=False)
         self.err = tempfile.NamedTemporaryFile("w+", suffix=".err", delete=False)
-        self.process = subprocess.Popen([sys.executable, "-c", documented_consumer()], env=env,
-                                        stdout=self.out, stderr=self.err, text=True, cwd=ROOT)
+        self.pid = os.posix_spawn(sys.executable, [sys.executable, "-c", documented_consumer()],
+                                  env, file_actions=[
+                                      (os.POSIX_SPAWN_DUP2, self.out.fileno(), 1),
+                                      (os.POSIX_SPAWN_DUP2, self.err.fileno(), 2)])
+        self.exited = False
         wait_until(lambda: self._lines()[:1] == ["listening"] or self._died(), 30,
                    what="the consumer to listen")
         assert self._lines()[:1] == ["listening"], self.stderr()
@@ -73,7 +78,9 @@ class Consumer:
         return Path(self.out.name).read_text().splitlines()
 
     def _died(self) -> bool:
-        return self.process.poll() is not None
+        if not self.exited:
+            self.exited = os.waitpid(self.pid, os.WNOHANG)[0] == self.pid
+        return self.exited
 
     def read(self, count: int) -> list[dict]:
         def enough():
@@ -88,8 +95,9 @@ class Consumer:
         return Path(self.err.name).read_text()
 
     def stop(self):
-        self.process.kill()
-        self.process.wait()
+        if not self._died():
+            os.kill(self.pid, signal.SIGKILL)
+            os.waitpid(self.pid, 0)
         for handle in (self.out, self.err):
             handle.close()
             Path(handle.name).unlink(missing_ok=True)
